@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: MIT
+/*
+ * named.c - names and atomic publication of named objects.
+ *
+ * Why O_TMPFILE + linkat: the object is complete before anyone can open it,
+ * so openers never see a half-built object and no "initialising" state with
+ * polling is needed. linkat() fails with EEXIST if the name appeared in the
+ * meantime, which makes create-only atomic.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "named.h"
+#include "../sys/sys.h"
+
+static const char *const kind_prefix[IPCX_KIND_MAX] = {
+	[IPCX_KIND_SHM]		= "ipcx.shm.",
+	[IPCX_KIND_MUTEX]	= "ipcx.mtx.",
+	[IPCX_KIND_RMUTEX]	= "ipcx.rmtx.",
+	[IPCX_KIND_COND]	= "ipcx.cond.",
+	[IPCX_KIND_SEM]		= "ipcx.sem.",
+	[IPCX_KIND_RWLOCK]	= "ipcx.rw.",
+	[IPCX_KIND_UPGRADABLE]	= "ipcx.upg.",
+	[IPCX_KIND_BARRIER]	= "ipcx.bar.",
+	[IPCX_KIND_MQ]		= "ipcx.mq.",
+	[IPCX_KIND_MANAGED]	= "ipcx.seg.",
+};
+
+int ipcx_name_check(const char *name)
+{
+	size_t n;
+
+	if (!name)
+		return -EINVAL;
+	for (n = 0; name[n]; n++) {
+		char c = name[n];
+
+		if (n >= IPCX_NAME_MAX)
+			return -EINVAL;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return -EINVAL;
+	}
+	/* "." and ".." are harmless behind the prefix but never meant. */
+	if (n == 0 || !strcmp(name, ".") || !strcmp(name, ".."))
+		return -EINVAL;
+	return 0;
+}
+
+const char *ipcx_shm_dir(void)
+{
+	const char *d = secure_getenv(IPCX_SHM_DIR_ENV);
+
+	return d && *d ? d : IPCX_SHM_DIR_DEFAULT;
+}
+
+const char *ipcx_kind_prefix(enum ipcx_kind kind)
+{
+	if ((unsigned int)kind >= IPCX_KIND_MAX)
+		return NULL;
+	return kind_prefix[kind];
+}
+
+int ipcx_named_path(enum ipcx_kind kind, const char *name, const char *dir,
+		    char *buf, size_t len)
+{
+	const char *prefix = ipcx_kind_prefix(kind);
+	int n;
+
+	if (!prefix || ipcx_name_check(name))
+		return -EINVAL;
+	n = snprintf(buf, len, "%s/%s%s", dir ? dir : ipcx_shm_dir(), prefix, name);
+	if (n < 0 || (size_t)n >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+void ipcx_obj_header_init(struct ipcx_obj_header *h, enum ipcx_kind kind,
+			  uint32_t header_size, uint64_t total_size)
+{
+	memset(h, 0, sizeof(*h));
+	h->magic = IPCX_MAGIC;
+	h->abi = IPCX_ABI_VERSION;
+	h->kind = (uint16_t)kind;
+	h->header_size = header_size;
+	h->total_size = total_size;
+	h->creator_pid = (uint32_t)getpid();
+	h->created_ns = ipcx_now_ns(CLOCK_REALTIME);
+}
+
+int ipcx_obj_header_check(const struct ipcx_obj_header *h, enum ipcx_kind kind)
+{
+	if (h->magic != IPCX_MAGIC || h->abi != IPCX_ABI_VERSION || h->kind != kind)
+		return -EPROTO;
+	return 0;
+}
+
+static int open_existing(const struct ipcx_named_req *req, const char *path)
+{
+	int acc = (req->mode & IPCX_READ_ONLY) ? O_RDONLY : O_RDWR;
+	struct ipcx_obj_header h;
+	int fd, ret;
+
+	fd = open(path, acc | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	if (req->kind != IPCX_KIND_SHM) {
+		ret = (int)pread(fd, &h, sizeof(h), 0);
+		if (ret != (int)sizeof(h))
+			ret = ret < 0 ? -errno : -EPROTO;
+		else
+			ret = ipcx_obj_header_check(&h, req->kind);
+		if (ret) {
+			close(fd);
+			return ret;
+		}
+	}
+	return fd;
+}
+
+/* Reserve @size bytes of backing store; ftruncate where fallocate is unsupported. */
+static int reserve(int fd, uint64_t size)
+{
+	if (!size)
+		return 0;
+	if (fallocate(fd, 0, 0, (off_t)size) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP)
+		return -errno;
+	return ftruncate(fd, (off_t)size) ? -errno : 0;
+}
+
+static int create_new(const struct ipcx_named_req *req, const char *dir,
+		      const char *path)
+{
+	char proc[64];
+	int fd, ret;
+
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, req->perm ? req->perm : IPCX_DEFAULT_PERM)) {
+		ret = -errno;
+		goto out_close;
+	}
+	ret = reserve(fd, req->size);
+	if (ret)
+		goto out_close;
+	if (req->init) {
+		ret = req->init(fd, req->arg);
+		if (ret)
+			goto out_close;
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW)) {
+		ret = -errno;
+		goto out_close;
+	}
+	return fd;
+
+out_close:
+	close(fd);
+	return ret;
+}
+
+int ipcx_named_open(const struct ipcx_named_req *req, bool *created)
+{
+	unsigned int how = req->mode & IPCX_OPEN_MODE_MASK;
+	const char *dir = req->dir ? req->dir : ipcx_shm_dir();
+	char path[IPCX_PATH_MAX];
+	int ret, tries;
+
+	if (created)
+		*created = false;
+	if (!how)
+		return -EINVAL;
+	if ((req->mode & IPCX_READ_ONLY) && (how & IPCX_CREATE_ONLY))
+		return -EINVAL;	/* a read-only opener cannot build the object */
+	ret = ipcx_named_path(req->kind, req->name, dir, path, sizeof(path));
+	if (ret)
+		return ret;
+
+	/*
+	 * open-or-create: try to open, else create; if the create loses a race
+	 * (EEXIST) open the winner's; if that was unlinked meanwhile, go round
+	 * again. Bounded so a hostile create/unlink loop cannot spin us forever.
+	 */
+	for (tries = 0; tries < 64; tries++) {
+		if (how & IPCX_OPEN_ONLY) {
+			ret = open_existing(req, path);
+			if (ret != -ENOENT || how == IPCX_OPEN_ONLY)
+				return ret;
+		}
+		ret = create_new(req, dir, path);
+		if (ret >= 0) {
+			if (created)
+				*created = true;
+			return ret;
+		}
+		if (ret != -EEXIST || how == IPCX_CREATE_ONLY)
+			return ret;
+	}
+	return -EAGAIN;
+}
+
+int ipcx_named_unlink(enum ipcx_kind kind, const char *name, const char *dir)
+{
+	char path[IPCX_PATH_MAX];
+	int ret = ipcx_named_path(kind, name, dir, path, sizeof(path));
+
+	if (ret)
+		return ret;
+	return unlink(path) ? -errno : 0;
+}

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ipcx.h - the whole public API of ipcx.
+ */
+#ifndef IPCX_H
+#define IPCX_H
+
+#include <ipcx/common.h>
+#include <ipcx/features.h>
+#include <ipcx/layout.h>
+#include <ipcx/offptr.h>
+#include <ipcx/uring.h>
+
+#endif /* IPCX_H */
