@@ -8,10 +8,12 @@
  * meantime, which makes create-only atomic.
  */
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,47 +125,131 @@ static int open_existing(const struct ipcx_named_req *req, const char *path)
 	return fd;
 }
 
-/* Reserve @size bytes of backing store; ftruncate where fallocate is unsupported. */
-static int reserve(int fd, uint64_t size)
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
+#endif
+
+/* hugetlbfs only takes sizes in whole hugepages. */
+static uint64_t round_for_fs(int fd, uint64_t size)
 {
-	if (!size)
-		return 0;
-	if (fallocate(fd, 0, 0, (off_t)size) == 0)
+	struct statfs sfs;
+	uint64_t b;
+
+	if (fstatfs(fd, &sfs) || sfs.f_type != HUGETLBFS_MAGIC || sfs.f_bsize <= 0)
+		return size;
+	b = (uint64_t)sfs.f_bsize;
+	return (size + b - 1) / b * b;
+}
+
+int ipcx_fd_set_size(int fd, uint64_t size, bool noreserve)
+{
+	struct stat st;
+	uint64_t r;
+
+	if (size > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	if (fstat(fd, &st))
+		return -errno;
+	if (size <= (uint64_t)st.st_size || noreserve)
+		goto truncate;
+	/* Reserve the new tail, which also sets the size. */
+	if (fallocate(fd, 0, st.st_size, (off_t)(size - (uint64_t)st.st_size)) == 0)
 		return 0;
 	if (errno != EOPNOTSUPP)
 		return -errno;
-	return ftruncate(fd, (off_t)size) ? -errno : 0;
+truncate:
+	if (ftruncate(fd, (off_t)size) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	r = round_for_fs(fd, size);
+	if (r == size)
+		return -EINVAL;
+	return ftruncate(fd, (off_t)r) ? -errno : 0;
 }
 
-static int create_new(const struct ipcx_named_req *req, const char *dir,
-		      const char *path)
+/* Size a fresh (empty) file: one syscall on the common path. */
+static int size_new(int fd, uint64_t size, bool noreserve)
+{
+	if (!size)
+		return 0;
+	if (size > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	if (!noreserve) {
+		if (fallocate(fd, 0, 0, (off_t)size) == 0)
+			return 0;
+		if (errno != EOPNOTSUPP)
+			return -errno;
+	}
+	return ipcx_fd_set_size(fd, size, true);
+}
+
+/*
+ * Linking an O_TMPFILE: linkat(fd, "", AT_EMPTY_PATH) is one path walk
+ * cheaper but needs CAP_DAC_READ_SEARCH; the /proc/self/fd form works for
+ * everyone. Remember which one works (0 unknown, 1 empty path, 2 /proc).
+ */
+static _Atomic int link_how;
+
+static int link_tmpfile(int fd, const char *path)
 {
 	char proc[64];
+
+	if (atomic_load_explicit(&link_how, memory_order_relaxed) != 2) {
+		if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0) {
+			atomic_store_explicit(&link_how, 1, memory_order_relaxed);
+			return 0;
+		}
+		if (errno != ENOENT && errno != EPERM)
+			return -errno;
+		atomic_store_explicit(&link_how, 2, memory_order_relaxed);
+	}
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW))
+		return -errno;
+	return 0;
+}
+
+int ipcx_create_file(const char *dir, const char *path, mode_t perm, uint64_t size,
+		     unsigned int flags, int (*init)(int fd, void *arg), void *arg,
+		     bool fallback_excl)
+{
+	bool noreserve = flags & IPCX_NAMED_NORESERVE, named = false;
 	int fd, ret;
 
 	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (fchmod(fd, req->perm ? req->perm : IPCX_DEFAULT_PERM)) {
+	if (fd < 0) {
+		ret = -errno;
+		/* No O_TMPFILE on this filesystem (or kernel): plain O_EXCL. */
+		if (!fallback_excl || (ret != -EOPNOTSUPP && ret != -EISDIR && ret != -EINVAL))
+			return ret;
+		fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0)
+			return -errno;
+		named = true;
+	}
+	if (fchmod(fd, perm ? perm : IPCX_DEFAULT_PERM)) {
 		ret = -errno;
 		goto out_close;
 	}
-	ret = reserve(fd, req->size);
+	ret = size_new(fd, size, noreserve);
 	if (ret)
 		goto out_close;
-	if (req->init) {
-		ret = req->init(fd, req->arg);
+	if (init) {
+		ret = init(fd, arg);
 		if (ret)
 			goto out_close;
 	}
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW)) {
-		ret = -errno;
-		goto out_close;
+	if (!named) {
+		ret = link_tmpfile(fd, path);
+		if (ret)
+			goto out_close;
 	}
 	return fd;
 
 out_close:
+	if (named)
+		unlink(path);
 	close(fd);
 	return ret;
 }
@@ -196,7 +282,8 @@ int ipcx_named_open(const struct ipcx_named_req *req, bool *created)
 			if (ret != -ENOENT || how == IPCX_OPEN_ONLY)
 				return ret;
 		}
-		ret = create_new(req, dir, path);
+		ret = ipcx_create_file(dir, path, req->perm, req->size, req->flags,
+				       req->init, req->arg, false);
 		if (ret >= 0) {
 			if (created)
 				*created = true;

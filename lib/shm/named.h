@@ -18,12 +18,16 @@
 #define IPCX_SHM_DIR_DEFAULT	"/dev/shm"
 #define IPCX_PATH_MAX		4096
 
+/* Size the new object with ftruncate only (sparse, no pages reserved). */
+#define IPCX_NAMED_NORESERVE	0x1u
+
 struct ipcx_named_req {
 	enum ipcx_kind kind;
 	const char *name;
 	unsigned int mode;	/* enum ipcx_open_mode | IPCX_READ_ONLY */
 	mode_t perm;		/* 0 = IPCX_DEFAULT_PERM */
 	uint64_t size;		/* bytes reserved on create (0: leave empty) */
+	unsigned int flags;	/* IPCX_NAMED_NORESERVE */
 	const char *dir;	/* NULL = ipcx_shm_dir() */
 	/*
 	 * Builds the object in the still-unnamed file before it is published.
@@ -58,6 +62,25 @@ int ipcx_named_path(enum ipcx_kind kind, const char *name, const char *dir,
  * Return: an O_CLOEXEC fd, or -errno. *@created says which path was taken.
  */
 int ipcx_named_open(const struct ipcx_named_req *req, bool *created);
+
+/*
+ * Create the file @path atomically: built unnamed in @dir (O_TMPFILE), given
+ * @perm exactly, sized to @size (reserved unless IPCX_NAMED_NORESERVE),
+ * built by @init (may be NULL), then linked to @path (-EEXIST if taken).
+ * Where @dir's filesystem has no O_TMPFILE and @fallback_excl is set, the
+ * file is created with O_EXCL instead and removed again on failure.
+ * Return: an O_CLOEXEC O_RDWR fd, or -errno; nothing is left on failure.
+ */
+int ipcx_create_file(const char *dir, const char *path, mode_t perm, uint64_t size,
+		     unsigned int flags, int (*init)(int fd, void *arg), void *arg,
+		     bool fallback_excl);
+
+/*
+ * Give an fd @size bytes: fallocate (pages reserved) unless @noreserve or
+ * the filesystem lacks it, else ftruncate; hugetlbfs sizes are rounded up
+ * to the hugepage size. Shrinking always uses ftruncate.
+ */
+int ipcx_fd_set_size(int fd, uint64_t size, bool noreserve);
 
 /* Remove a named object's name; -ENOENT if absent. */
 int ipcx_named_unlink(enum ipcx_kind kind, const char *name, const char *dir);
