@@ -23,6 +23,7 @@ struct ipcx_shm {
 	int fd;
 	bool created;
 	bool noreserve;
+	bool rdonly;
 };
 
 int ipcx_opts_check(const void *opts, size_t known)
@@ -157,6 +158,7 @@ int ipcx_shm_open(struct ipcx_shm **out, const char *name, unsigned int mode,
 	shm->fd = fd;
 	shm->created = created;
 	shm->noreserve = req.flags & IPCX_NAMED_NORESERVE;
+	shm->rdonly = mode & IPCX_READ_ONLY;
 	*out = shm;
 	return 0;
 }
@@ -196,6 +198,8 @@ int ipcx_shm_truncate(struct ipcx_shm *shm, uint64_t size)
 {
 	if (!shm)
 		return -EINVAL;
+	if (shm->rdonly)
+		return -EBADF;
 	return ipcx_fd_set_size(shm->fd, size, shm->noreserve);
 }
 

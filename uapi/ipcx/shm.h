@@ -466,7 +466,8 @@ IPCX_API int ipcx_region_shrink(struct ipcx_region *r, size_t bytes, bool from_f
  * already be at least offset + @new_size long (grow it first).
  *
  * Return: 0; -ENOSPC (past the reservation); -EBUSY (range taken);
- * -EINVAL (object too short, another object, anonymous region); -errno
+ * -EINVAL (object too short, another object, anonymous region); -EBADF;
+ * -errno
  * of mmap. On failure the region is unchanged.
  */
 IPCX_API int ipcx_region_grow(struct ipcx_region *r, int fd, size_t new_size);
