@@ -181,7 +181,11 @@ static int size_new(int fd, uint64_t size, bool noreserve)
 		if (errno != EOPNOTSUPP)
 			return -errno;
 	}
-	return ipcx_fd_set_size(fd, size, true);
+	if (ftruncate(fd, (off_t)size) == 0)
+		return 0;
+	if (errno != EINVAL)
+		return -errno;
+	return ipcx_fd_set_size(fd, size, true);	/* hugetlbfs: whole pages */
 }
 
 /*
