@@ -68,6 +68,47 @@ const char *ipcx_kind_prefix(enum ipcx_kind kind)
 	return kind_prefix[kind];
 }
 
+static const char *const kind_name[IPCX_KIND_MAX] = {
+	[IPCX_KIND_SHM]		= "shm",
+	[IPCX_KIND_MUTEX]	= "mutex",
+	[IPCX_KIND_RMUTEX]	= "rmutex",
+	[IPCX_KIND_COND]	= "cond",
+	[IPCX_KIND_SEM]		= "sem",
+	[IPCX_KIND_RWLOCK]	= "rwlock",
+	[IPCX_KIND_UPGRADABLE]	= "upgradable",
+	[IPCX_KIND_BARRIER]	= "barrier",
+	[IPCX_KIND_MQ]		= "mq",
+	[IPCX_KIND_MANAGED]	= "managed",
+};
+
+const char *ipcx_kind_name(int kind)
+{
+	if (kind <= 0 || kind >= IPCX_KIND_MAX || !kind_name[kind])
+		return "?";
+	return kind_name[kind];
+}
+
+int ipcx_named_kind(const char *filename, const char **name)
+{
+	int k;
+
+	if (!filename)
+		return -EINVAL;
+	for (k = 1; k < IPCX_KIND_MAX; k++) {
+		size_t n;
+
+		if (!kind_prefix[k])
+			continue;
+		n = strlen(kind_prefix[k]);
+		if (strncmp(filename, kind_prefix[k], n) || ipcx_name_check(filename + n))
+			continue;
+		if (name)
+			*name = filename + n;
+		return k;
+	}
+	return -ENOENT;
+}
+
 int ipcx_named_path(enum ipcx_kind kind, const char *name, const char *dir,
 		    char *buf, size_t len)
 {

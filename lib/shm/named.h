@@ -13,6 +13,7 @@
 
 #include <ipcx/common.h>
 #include <ipcx/layout.h>
+#include <ipcx/shm.h>
 
 #define IPCX_SHM_DIR_ENV	"IPCX_SHM_DIR"
 #define IPCX_SHM_DIR_DEFAULT	"/dev/shm"
@@ -40,8 +41,7 @@ struct ipcx_named_req {
 /* 0 if @name is a valid object name, -EINVAL otherwise. */
 int ipcx_name_check(const char *name);
 
-/* The shm directory: $IPCX_SHM_DIR or /dev/shm. */
-const char *ipcx_shm_dir(void);
+/* The shm directory: $IPCX_SHM_DIR or /dev/shm (public, in ipcx/shm.h). */
 
 /* Kind's file prefix ("ipcx.shm."), or NULL for an unknown kind. */
 const char *ipcx_kind_prefix(enum ipcx_kind kind);

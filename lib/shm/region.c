@@ -293,9 +293,7 @@ int ipcx_region_map(struct ipcx_region **out, int fd, const struct ipcx_region_o
 	if (S_ISREG(st.st_mode)) {
 		uint64_t end = (uint64_t)st.st_size;
 
-		/* hugetlbfs backs whole hugepages: the rounded size is mapped. */
-		if (hugetlb)
-			end = round_up(end, pgsz);
+		/* (On hugetlbfs the mapping underneath covers whole hugepages.) */
 		if (o.offset >= end)
 			return -EINVAL;	/* includes mapping an empty object */
 		if (!o.size)
@@ -539,8 +537,7 @@ int ipcx_region_grow(struct ipcx_region *r, int fd, size_t new_size)
 	if (st.st_dev != r->dev || st.st_ino != r->ino)
 		return -EINVAL;	/* not the object this region maps */
 	delta = (size_t)((char *)r->addr - (char *)r->map);
-	if (r->map_off + delta + new_size > (r->hugetlb ?
-	    round_up((uint64_t)st.st_size, r->pgsz) : (uint64_t)st.st_size))
+	if (r->map_off + delta + new_size > (uint64_t)st.st_size)
 		return -EINVAL;	/* grow the object first */
 	new_len = round_up(delta + new_size, r->pgsz);
 	ext = new_len - r->map_len;

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <linux/memfd.h>
 #include <stdio.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -329,6 +331,94 @@ TEST_F(pool, hugetlb_require_and_prefer)
 	ASSERT_EQ(2 * MB, huge);
 	ASSERT_EQ(0, ipcx_region_unmap(r));
 	ASSERT_EQ(fds, t_count_fds());
+}
+
+/*
+ * Named objects on hugetlbfs: with huge REQUIRE and no directory, the
+ * object goes to a mounted hugetlbfs (mounted here in a private mount
+ * namespace), and its mapping uses 2 MiB pages.
+ */
+static int hugetlbfs_child(void)
+{
+	IPCX_OPTS(ipcx_shm_opts, o, .size = 3 * MB, .huge = IPCX_HUGE_REQUIRE);
+	char dir[] = "/tmp/ipcx-huge.XXXXXX", found[256];
+	struct ipcx_region *r;
+	struct ipcx_shm *s;
+	uint64_t huge = 0;
+	int ret;
+
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		return 77;
+	if (!mkdtemp(dir))
+		return 77;
+	if (mount("ipcx-huge", dir, "hugetlbfs", 0, "pagesize=2M,mode=0700")) {
+		rmdir(dir);
+		return 77;
+	}
+	ret = 10;
+	if (ipcx_hugetlbfs_dir(IPCX_HUGE_2MB, found, sizeof(found)))
+		goto out;
+	ret = 11;
+	if (ipcx_shm_open(&s, "h", IPCX_CREATE_ONLY, &o))
+		goto out;
+	ret = 12;
+	if (ipcx_region_map(&r, ipcx_shm_fd(s), NULL) || ipcx_region_size(r) != 3 * MB ||
+	    ipcx_region_page_size(r) != 2 * MB)
+		goto out;
+	memset(ipcx_region_addr(r), 7, 3 * MB);
+	ret = 13;
+	if (ipcx_region_huge_bytes(r, &huge) || huge != 4 * MB)
+		goto out;
+	ipcx_region_unmap(r);
+	ipcx_shm_close(s);
+	ret = 14;
+	if (t_count_entries(dir, "ipcx.shm.h") != 1 || ipcx_shm_unlink("h", dir))
+		goto out;
+	ret = 0;
+out:
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
+	return ret;
+}
+
+TEST_F(pool, named_on_hugetlbfs)
+{
+	IPCX_OPTS(ipcx_shm_opts, o, .size = MB, .huge = IPCX_HUGE_REQUIRE);
+	char buf[256];
+	struct ipcx_shm *s;
+	long cur = read_long(NR_HUGE);
+	pid_t pid;
+	int st;
+
+	/* Nothing mounted (usually): require is -EOPNOTSUPP, prefer falls back. */
+	if (ipcx_hugetlbfs_dir(0, buf, sizeof(buf)) == -ENOENT) {
+		char dir[] = "/dev/shm/ipcx-test.XXXXXX";
+
+		ASSERT_EQ(-EOPNOTSUPP, ipcx_shm_open(&s, "n", IPCX_CREATE_ONLY, &o));
+		ASSERT_NE(NULL, mkdtemp(dir));
+		setenv("IPCX_SHM_DIR", dir, 1);
+		o.huge = IPCX_HUGE_PREFER;
+		ASSERT_EQ(0, ipcx_shm_open(&s, "n", IPCX_CREATE_ONLY, &o));
+		ipcx_shm_close(s);
+		ASSERT_EQ(0, ipcx_shm_unlink("n", NULL));
+		unsetenv("IPCX_SHM_DIR");
+		rmdir(dir);
+	}
+	if (cur < 0)
+		SKIP(return, "no hugetlb support");
+	if (free_2m() < 2) {
+		self->old = cur;
+		if (write_long(NR_HUGE, cur + 2) || free_2m() < 2)
+			SKIP(return, "cannot grow vm.nr_hugepages (needs root and free memory)");
+	}
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		_exit(hugetlbfs_child());
+	st = t_wait(pid);
+	if (st == 77)
+		SKIP(return, "needs root to mount hugetlbfs in a private mount namespace");
+	ASSERT_EQ(0, st);
 }
 
 TEST_HARNESS_MAIN

@@ -673,4 +673,83 @@ TEST(anonymous_shared_across_fork)
 	ASSERT_EQ(fds, t_count_fds());
 }
 
+/*
+ * Transparent huge pages on shmem: on a tmpfs mounted huge=always (in a
+ * private mount namespace), "prefer" aligns the mapping for 2 MiB pages
+ * and the kernel maps them with PMDs.
+ */
+static int thp_child(void)
+{
+	IPCX_OPTS(ipcx_region_opts, ro, .huge = IPCX_HUGE_PREFER, .flags = IPCX_MAP_PREFAULT);
+	char dir[] = "/tmp/ipcx-thp.XXXXXX";
+	struct ipcx_region *r;
+	struct ipcx_shm *s;
+	uint64_t huge = 0;
+	int err, ret;
+
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		return 77;
+	if (!mkdtemp(dir))
+		return 77;
+	if (mount("ipcx-thp", dir, "tmpfs", 0, "size=16m,huge=always,mode=0700")) {
+		rmdir(dir);
+		return 78;
+	}
+	ret = 10;
+	s = open_shm(dir, "t", IPCX_CREATE_ONLY, 8 * MB, &err);
+	if (err)
+		goto out;
+	ret = 11;
+	if (ipcx_region_map(&r, ipcx_shm_fd(s), &ro))
+		goto out;
+	ret = 12;
+	if (ipcx_region_page_size(r) != 2 * MB || (uintptr_t)ipcx_region_addr(r) % (2 * MB))
+		goto out;
+	memset(ipcx_region_addr(r), 3, 8 * MB);
+	ret = 13;
+	if (ipcx_region_huge_bytes(r, &huge) || huge < 2 * MB)
+		goto out;
+	ipcx_region_unmap(r);
+	ipcx_shm_close(s);
+	ret = 0;
+out:
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
+	return ret;
+}
+
+TEST(thp_on_huge_tmpfs)
+{
+	pid_t pid = fork();
+	int st;
+
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		_exit(thp_child());
+	st = t_wait(pid);
+	if (st == 77)
+		SKIP(return, "needs root to mount a tmpfs in a private mount namespace");
+	if (st == 78)
+		SKIP(return, "this kernel's tmpfs has no huge= option");
+	ASSERT_EQ(0, st);
+}
+
+TEST(named_kind_from_file_name)
+{
+	const char *name = NULL;
+
+	ASSERT_EQ(IPCX_KIND_SHM, ipcx_named_kind("ipcx.shm.orders", &name));
+	ASSERT_STREQ("orders", name);
+	ASSERT_EQ(IPCX_KIND_MQ, ipcx_named_kind("ipcx.mq.q", NULL));
+	ASSERT_EQ(IPCX_KIND_RMUTEX, ipcx_named_kind("ipcx.rmtx.r", NULL));
+	ASSERT_EQ(-ENOENT, ipcx_named_kind("ipcx.shm.", NULL));
+	ASSERT_EQ(-ENOENT, ipcx_named_kind("ipcx.zzz.a", NULL));
+	ASSERT_EQ(-ENOENT, ipcx_named_kind("other", NULL));
+	ASSERT_EQ(-EINVAL, ipcx_named_kind(NULL, NULL));
+	ASSERT_STREQ("shm", ipcx_kind_name(IPCX_KIND_SHM));
+	ASSERT_STREQ("?", ipcx_kind_name(0));
+	ASSERT_STREQ("?", ipcx_kind_name(IPCX_KIND_MAX));
+	ASSERT_NE(NULL, ipcx_shm_dir());
+}
+
 TEST_HARNESS_MAIN

@@ -3,9 +3,13 @@
  * ipcx - command-line tool: what this machine offers, and (as the library
  * grows) inspection of live ipcx objects.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <ipcx.h>
 
@@ -19,6 +23,62 @@ static int cmd_features(int argc, char **argv)
 	for (i = 0; i < IPCX_FEAT_COUNT; i++)
 		printf("%-16s %s\n", ipcx_feature_name(1ull << i),
 		       (f & (1ull << i)) ? "yes" : "no");
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* ipcx ls [DIR]: the ipcx objects in the shm directory (or DIR). */
+static int cmd_ls(int argc, char **argv)
+{
+	const char *dir = argc > 1 ? argv[1] : ipcx_shm_dir();
+	char **names = NULL;
+	size_t n = 0, cap = 0, i;
+	struct dirent *e;
+	DIR *d;
+	int dfd;
+
+	if (argc > 2) {
+		fprintf(stderr, "usage: ipcx ls [DIR]\n");
+		return -EINVAL;
+	}
+	d = opendir(dir);
+	if (!d) {
+		fprintf(stderr, "ipcx ls: %s: %s\n", dir, strerror(errno));
+		return -errno;
+	}
+	dfd = dirfd(d);
+	while ((e = readdir(d))) {
+		if (ipcx_named_kind(e->d_name, NULL) < 0)
+			continue;
+		if (n == cap) {
+			char **nn = realloc(names, (cap = cap ? 2 * cap : 64) * sizeof(*names));
+
+			if (!nn)
+				break;
+			names = nn;
+		}
+		names[n] = strdup(e->d_name);
+		if (names[n])
+			n++;
+	}
+	qsort(names, n, sizeof(*names), cmp_str);
+	printf("%-10s %12s %5s  %s\n", "KIND", "SIZE", "MODE", "NAME");
+	for (i = 0; i < n; i++) {
+		const char *name;
+		int kind = ipcx_named_kind(names[i], &name);
+		struct stat st;
+
+		if (fstatat(dfd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0)
+			printf("%-10s %12lld %5o  %s\n", ipcx_kind_name(kind),
+			       (long long)st.st_size, (unsigned int)(st.st_mode & 07777), name);
+		free(names[i]);
+	}
+	free(names);
+	closedir(d);
 	return 0;
 }
 
@@ -36,6 +96,7 @@ static const struct {
 	const char *help;
 } cmds[] = {
 	{ "features", cmd_features, "list kernel and libc features ipcx can use" },
+	{ "ls", cmd_ls, "list ipcx objects in the shm directory (or DIR): kind, size, mode" },
 	{ "version", cmd_version, "print the library version" },
 };
 

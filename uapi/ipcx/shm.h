@@ -63,6 +63,35 @@ IPCX_API size_t ipcx_page_size(void);
  */
 IPCX_API int ipcx_hugetlbfs_dir(unsigned int huge_shift, char *buf, size_t len);
 
+/* ---- names of named objects -------------------------------------------- */
+
+/**
+ * ipcx_shm_dir() - the directory named objects live in
+ *
+ * Return: $IPCX_SHM_DIR when set and non-empty (ignored in set-uid
+ * programs), else "/dev/shm". Never NULL.
+ */
+IPCX_API const char *ipcx_shm_dir(void);
+
+/**
+ * ipcx_named_kind() - which kind of ipcx object a file name belongs to
+ * @filename: a file name in the shm directory, e.g. "ipcx.shm.orders"
+ * @name: if not NULL, receives a pointer to the object name in @filename
+ *
+ * Return: the enum ipcx_kind (> 0) when @filename carries a kind's prefix
+ * and a valid object name; -ENOENT otherwise; -EINVAL for NULL.
+ */
+IPCX_API int ipcx_named_kind(const char *filename, const char **name);
+
+/**
+ * ipcx_kind_name() - short name of an object kind
+ * @kind: enum ipcx_kind
+ *
+ * Return: a static string ("shm", "mutex", "mq", ...), or "?" for an
+ * unknown kind.
+ */
+IPCX_API const char *ipcx_kind_name(int kind);
+
 /* ---- named shared memory objects -------------------------------------- */
 
 struct ipcx_shm;
