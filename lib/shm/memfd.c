@@ -95,7 +95,8 @@ int ipcx_memfd_new(const struct ipcx_memfd_opts *opts)
 				return fd;
 			close(fd);
 		} else {
-			ret = fd;
+			/* No hstate of that size (-ENODEV) or no hugetlb at all. */
+			ret = (fd == -ENODEV || fd == -EINVAL) ? -EOPNOTSUPP : fd;
 		}
 		/* No pool pages (ENOSPC from fallocate) or no such page size. */
 		if (o.huge == IPCX_HUGE_REQUIRE)

@@ -753,4 +753,26 @@ TEST(named_kind_from_file_name)
 	ASSERT_NE(NULL, ipcx_shm_dir());
 }
 
+/* THP without a huge tmpfs: MADV_COLLAPSE after the prefault (6.1+). */
+TEST(thp_collapse_on_request)
+{
+	IPCX_OPTS(ipcx_memfd_opts, mo, .size = 8 * MB);
+	IPCX_OPTS(ipcx_region_opts, ro, .huge = IPCX_HUGE_PREFER,
+		  .flags = IPCX_MAP_PREFAULT | IPCX_MAP_COLLAPSE);
+	struct ipcx_region *r;
+	uint64_t huge = 0;
+	int fd;
+
+	if (!(ipcx_features() & IPCX_FEAT_MADV_COLLAPSE))
+		SKIP(return, "no MADV_COLLAPSE on this kernel");
+	fd = ipcx_memfd_new(&mo);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, ipcx_region_map(&r, fd, &ro));
+	close(fd);
+	ASSERT_EQ(0, (uintptr_t)ipcx_region_addr(r) % (2 * MB));
+	ASSERT_EQ(0, ipcx_region_huge_bytes(r, &huge));
+	ASSERT_GE(huge, 2 * MB);
+	ASSERT_EQ(0, ipcx_region_unmap(r));
+}
+
 TEST_HARNESS_MAIN

@@ -231,7 +231,8 @@ struct ipcx_memfd_opts {
  * falls back to normal pages, REQUIRE fails with -ENOMEM.
  *
  * Return: a close-on-exec fd; -EINVAL (size 0, bad flags); -ENOSPC;
- * -ENOMEM; -EOPNOTSUPP (requested feature missing); -E2BIG.
+ * -ENOMEM (huge REQUIRE: the pool cannot back the size); -EOPNOTSUPP (huge
+ * REQUIRE: no hugetlb pages of that size on this system); -E2BIG.
  */
 IPCX_API int ipcx_memfd_new(const struct ipcx_memfd_opts *opts);
 
