@@ -46,6 +46,20 @@ FIXTURE_TEARDOWN(dir)
 		TH_LOG("cleanup of %s failed", self->path);
 }
 
+/* Mappings of this process (lines of /proc/self/maps), for leak checks. */
+static int count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	int c, n = 0;
+
+	if (!f)
+		return -1;
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
 static struct ipcx_shm *open_shm(const char *dir, const char *name, unsigned int mode,
 				 uint64_t size, int *err)
 {
@@ -121,6 +135,22 @@ TEST_F(dir, create_open_matrix)
 	ASSERT_EQ(0, t_count_entries(self->path, "ipcx."));
 	ASSERT_EQ(0, ipcx_shm_close(NULL));
 	ASSERT_EQ(-EINVAL, ipcx_shm_fd(NULL));
+
+	/* NORESERVE: sparse like shm_open + ftruncate, and stays sparse on growth. */
+	{
+		IPCX_OPTS(ipcx_shm_opts, o, .size = MB, .dir = self->path,
+			  .flags = IPCX_SHM_NORESERVE);
+
+		ASSERT_EQ(0, ipcx_shm_open(&a, "sparse", IPCX_CREATE_ONLY, &o));
+		ASSERT_EQ(0, fstat(ipcx_shm_fd(a), &st));
+		ASSERT_EQ(MB, st.st_size);
+		ASSERT_EQ(0, st.st_blocks);
+		ASSERT_EQ(0, ipcx_shm_truncate(a, 2 * MB));
+		ASSERT_EQ(0, fstat(ipcx_shm_fd(a), &st));
+		ASSERT_EQ(0, st.st_blocks);
+		ipcx_shm_close(a);
+		ASSERT_EQ(0, ipcx_shm_unlink("sparse", self->path));
+	}
 }
 
 TEST_F(dir, hostile_names_and_opts)
@@ -417,6 +447,7 @@ TEST_F(dir, region_offsets_and_bounds)
 	}
 	{
 		IPCX_OPTS(ipcx_region_opts, o, .offset = 3 * 4096);
+		int maps = count_maps();
 
 		ASSERT_EQ(-EINVAL, ipcx_region_map(&r, ipcx_shm_fd(s), &o));
 		o.offset = 4096;
@@ -428,6 +459,7 @@ TEST_F(dir, region_offsets_and_bounds)
 		o.flags = 0;
 		o.huge = IPCX_HUGE_REQUIRE;	/* a tmpfs file has no hugetlb pages */
 		ASSERT_EQ(-EOPNOTSUPP, ipcx_region_map(&r, ipcx_shm_fd(s), &o));
+		ASSERT_EQ(maps, count_maps());
 	}
 	ASSERT_EQ(-EBADF, ipcx_region_map(&r, -1, NULL));
 	ASSERT_EQ(-EINVAL, ipcx_region_map(NULL, ipcx_shm_fd(s), NULL));
@@ -492,8 +524,10 @@ TEST_F(dir, fixed_address)
 	ASSERT_EQ(0, ipcx_region_map(&a, ipcx_shm_fd(s), NULL));
 	{
 		IPCX_OPTS(ipcx_region_opts, o, .addr = ipcx_region_addr(a));
+		int maps = count_maps();
 
 		ASSERT_EQ(-EBUSY, ipcx_region_map(&b, ipcx_shm_fd(s), &o));
+		ASSERT_EQ(maps, count_maps());	/* nothing mapped, nothing split */
 		/* Overlapping only its last page: busy too, nothing replaced. */
 		o.addr = (char *)ipcx_region_addr(a) + 3 * 4096;
 		ASSERT_EQ(-EBUSY, ipcx_region_map(&b, ipcx_shm_fd(s), &o));
