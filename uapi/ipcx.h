@@ -10,5 +10,7 @@
 #include <ipcx/layout.h>
 #include <ipcx/offptr.h>
 #include <ipcx/uring.h>
+#include <ipcx/rwlock.h>
+#include <ipcx/filelock.h>
 
 #endif /* IPCX_H */

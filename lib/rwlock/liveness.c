@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: MIT
+/*
+ * liveness.c - process identity and death checks for locks that record
+ * their owners (see liveness.h). Only slow paths come here: a waiter that
+ * has waited one check period, or a first use per process/thread.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "liveness.h"
+#include "../sys/sys.h"
+
+static uint64_t self_ident;		/* 0 = not computed in this process */
+static __thread pid_t self_tid;		/* 0 = not computed in this thread */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void after_fork_child(void)
+{
+	__atomic_store_n(&self_ident, 0, __ATOMIC_RELAXED);
+	self_tid = 0;	/* only the forking thread exists in the child */
+}
+
+static void register_atfork(void)
+{
+	pthread_atfork(NULL, NULL, after_fork_child);
+}
+
+/*
+ * Read /proc/<path>/stat: the state letter and start time. Return 0,
+ * -ENOENT when the task does not exist, other -errno when unknown.
+ */
+static int read_stat(const char *path, char *state, uint64_t *start)
+{
+	char buf[1024], *p;
+	ssize_t n;
+	int fd, field;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH ? -ENOENT : -EIO;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return n == 0 ? -ENOENT : -EIO;	/* reading a reaped task: ESRCH */
+	buf[n] = '\0';
+	/* The command name may hold spaces and ')': fields start after the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return -EIO;
+	p += 2;
+	*state = *p;
+	/* p is at field 3 (state); start time is field 22. */
+	for (field = 3; field < 22; field++) {
+		p = strchr(p, ' ');
+		if (!p)
+			return -EIO;
+		p++;
+	}
+	*start = strtoull(p, NULL, 10);
+	return 0;
+}
+
+uint64_t ipcx_self_ident(void)
+{
+	uint64_t id = __atomic_load_n(&self_ident, __ATOMIC_ACQUIRE);
+	char path[64], st;
+	uint64_t start = 0;
+	pid_t pid;
+
+	if (likely(id))
+		return id;
+	/*
+	 * No lock: racing threads compute the same value. (A process-local
+	 * mutex here could be left locked in a fork child.)
+	 */
+	pthread_once(&atfork_once, register_atfork);
+	pid = (pid_t)ipcx_sys(SYS_getpid, 0, 0, 0, 0, 0, 0);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (read_stat(path, &st, &start))
+		start = 0;	/* no /proc: pid-only identity */
+	id = ((uint64_t)pid << 40) | (start & IPCX_IDENT_START_MASK);
+	__atomic_store_n(&self_ident, id, __ATOMIC_RELEASE);
+	return id;
+}
+
+pid_t ipcx_self_tid(void)
+{
+	if (unlikely(!self_tid)) {
+		pthread_once(&atfork_once, register_atfork);
+		self_tid = ipcx_gettid();
+	}
+	return self_tid;
+}
+
+static bool stat_says_dead(const char *path, uint64_t want_start, bool check_start)
+{
+	uint64_t start;
+	char st;
+	int ret = read_stat(path, &st, &start);
+
+	if (ret == -ENOENT)
+		return true;
+	if (ret)
+		return false;			/* unknown: assume alive */
+	if (st == 'Z' || st == 'X' || st == 'x')
+		return true;			/* killed, not yet reaped */
+	if (check_start && (start & IPCX_IDENT_START_MASK) != want_start)
+		return true;			/* pid reused */
+	return false;
+}
+
+bool ipcx_ident_dead(uint64_t ident)
+{
+	pid_t pid = IPCX_IDENT_PID(ident);
+	uint64_t start = ident & IPCX_IDENT_START_MASK;
+	char path[64];
+
+	if (pid <= 0)
+		return true;			/* not a process: corrupted record */
+	if (ipcx_sys(SYS_kill, pid, 0, 0, 0, 0, 0) == -ESRCH)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	return stat_says_dead(path, start, start != 0);
+}
+
+bool ipcx_task_dead(pid_t tid, uint64_t ident)
+{
+	pid_t pid = IPCX_IDENT_PID(ident);
+	char path[96];
+
+	if (tid <= 0)
+		return true;
+	if (ident) {
+		if (ipcx_ident_dead(ident))
+			return true;
+		if (ipcx_sys(SYS_tgkill, pid, tid, 0, 0, 0, 0) == -ESRCH)
+			return true;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+		return stat_says_dead(path, 0, false);
+	}
+	/* No record yet (owner between acquiring and recording): the tid alone. */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	return stat_says_dead(path, 0, false);
+}
