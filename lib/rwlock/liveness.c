@@ -31,10 +31,10 @@ static void register_atfork(void)
 }
 
 /*
- * Read /proc/<path>/stat: the state letter and start time. Return 0,
- * -ENOENT when the task does not exist, other -errno when unknown.
+ * Read /proc/<path>/stat: the state letter, thread count and start time.
+ * Return 0, -ENOENT when the task does not exist, other -errno when unknown.
  */
-static int read_stat(const char *path, char *state, uint64_t *start)
+static int read_stat(const char *path, char *state, uint64_t *start, long *threads)
 {
 	char buf[1024], *p;
 	ssize_t n;
@@ -54,12 +54,14 @@ static int read_stat(const char *path, char *state, uint64_t *start)
 		return -EIO;
 	p += 2;
 	*state = *p;
-	/* p is at field 3 (state); start time is field 22. */
+	/* p is at field 3 (state); thread count is field 20, start time 22. */
 	for (field = 3; field < 22; field++) {
 		p = strchr(p, ' ');
 		if (!p)
 			return -EIO;
 		p++;
+		if (field + 1 == 20)
+			*threads = strtol(p, NULL, 10);
 	}
 	*start = strtoull(p, NULL, 10);
 	return 0;
@@ -70,6 +72,7 @@ uint64_t ipcx_self_ident(void)
 	uint64_t id = __atomic_load_n(&self_ident, __ATOMIC_ACQUIRE);
 	char path[64], st;
 	uint64_t start = 0;
+	long threads;
 	pid_t pid;
 
 	if (likely(id))
@@ -81,7 +84,7 @@ uint64_t ipcx_self_ident(void)
 	pthread_once(&atfork_once, register_atfork);
 	pid = (pid_t)ipcx_sys(SYS_getpid, 0, 0, 0, 0, 0, 0);
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (read_stat(path, &st, &start))
+	if (read_stat(path, &st, &start, &threads))
 		start = 0;	/* no /proc: pid-only identity */
 	id = ((uint64_t)pid << 40) | (start & IPCX_IDENT_START_MASK);
 	__atomic_store_n(&self_ident, id, __ATOMIC_RELEASE);
@@ -97,18 +100,26 @@ pid_t ipcx_self_tid(void)
 	return self_tid;
 }
 
-static bool stat_says_dead(const char *path, uint64_t want_start, bool check_start)
+/*
+ * @process: @path is a process (its leader's stat): a zombie leader whose
+ * other threads still run is a live process, not a dead one.
+ */
+static bool stat_says_dead(const char *path, uint64_t want_start, bool check_start,
+			   bool process)
 {
 	uint64_t start;
+	long threads = 0;
 	char st;
-	int ret = read_stat(path, &st, &start);
+	int ret = read_stat(path, &st, &start, &threads);
 
 	if (ret == -ENOENT)
 		return true;
 	if (ret)
 		return false;			/* unknown: assume alive */
-	if (st == 'Z' || st == 'X' || st == 'x')
-		return true;			/* killed, not yet reaped */
+	if (st == 'Z' || st == 'X' || st == 'x') {
+		if (!process || threads <= 1)
+			return true;		/* killed, not yet reaped */
+	}
 	if (check_start && (start & IPCX_IDENT_START_MASK) != want_start)
 		return true;			/* pid reused */
 	return false;
@@ -125,7 +136,7 @@ bool ipcx_ident_dead(uint64_t ident)
 	if (ipcx_sys(SYS_kill, pid, 0, 0, 0, 0, 0) == -ESRCH)
 		return true;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	return stat_says_dead(path, start, start != 0);
+	return stat_says_dead(path, start, start != 0, true);
 }
 
 bool ipcx_task_dead(pid_t tid, uint64_t ident)
@@ -141,9 +152,9 @@ bool ipcx_task_dead(pid_t tid, uint64_t ident)
 		if (ipcx_sys(SYS_tgkill, pid, tid, 0, 0, 0, 0) == -ESRCH)
 			return true;
 		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-		return stat_says_dead(path, 0, false);
+		return stat_says_dead(path, 0, false, false);
 	}
 	/* No record yet (owner between acquiring and recording): the tid alone. */
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
-	return stat_says_dead(path, 0, false);
+	return stat_says_dead(path, 0, false, false);
 }
