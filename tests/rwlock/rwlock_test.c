@@ -13,6 +13,8 @@
 #include "kselftest_harness.h"
 #include "ipcx_test.h"
 #include <ipcx/rwlock.h>
+#include "rwlock/rwlock_priv.h"
+#include "rwlock/liveness.h"
 
 /* Liveness check period used by the death tests (ms). */
 #define CHECK_MS 20
@@ -793,6 +795,109 @@ TEST(scoped_guards)
 	ASSERT_EQ(0, ipcx_rwlock_trylock(&l));
 	ASSERT_EQ(0, ipcx_rwlock_unlock(&l));
 	ASSERT_EQ(0, ipcx_rwlock_destroy(&l));
+}
+
+/* A pid that certainly belonged to a process that is gone now. */
+static pid_t dead_pid(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	t_wait(pid);
+	return pid;
+}
+
+/*
+ * Deaths at the exact instructions where the lock's record is incomplete,
+ * written into the lock as the dead process would have left it.
+ */
+TEST(death_between_cas_and_owner_record)
+{
+	struct shm *s = new_shm(CHECK_MS);
+	pid_t dead = dead_pid();
+
+	ASSERT_NE(NULL, s);
+	/* Exclusive claimed by CAS, owner record not yet written. */
+	s->l.state = ST_EXCL | (uint32_t)dead;
+	ASSERT_EQ(-EAGAIN, ipcx_rwlock_trylock(&s->l));
+	ASSERT_EQ(-EOWNERDEAD, ipcx_rwlock_lock(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_consistent(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_unlock(&s->l));
+	/* Upgradable claimed, no record; a reader is not blocked by it. */
+	s->l.state = ST_UPG | (uint32_t)dead;
+	ASSERT_EQ(0, ipcx_rwlock_trylock_shared(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_unlock_shared(&s->l));
+	ASSERT_EQ(-EOWNERDEAD, ipcx_rwlock_lock_upgradable(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_consistent(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_unlock_and_lock_upgradable(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_unlock_upgradable(&s->l));
+	/* Upgrading (EXCL | UPG) while readers drained, then died. */
+	s->l.state = ST_EXCL | ST_UPG | ST_DRAIN | (uint32_t)dead;
+	ASSERT_EQ(-EOWNERDEAD, ipcx_rwlock_lock_shared(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_consistent(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_unlock_and_lock_shared(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_unlock_shared(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_destroy(&s->l));
+}
+
+/* A reader that died right after adding its share (before anything else). */
+TEST(death_after_reader_increment)
+{
+	struct shm *s = new_shm(CHECK_MS);
+	pid_t dead = dead_pid();
+	uint64_t t0;
+
+	ASSERT_NE(NULL, s);
+	s->l.slot[5].ident = ((uint64_t)dead << 40) | 12345;
+	s->l.slot[5].count = 3;
+	ASSERT_EQ(-EAGAIN, ipcx_rwlock_trylock(&s->l));
+	t0 = t_now_ns();
+	ASSERT_EQ(0, ipcx_rwlock_lock(&s->l));
+	EXPECT_GE(ms_since(t0), CHECK_MS - 1);
+	ASSERT_EQ(0, s->l.slot[5].count);
+	ASSERT_EQ(0, s->l.slot[5].ident);
+	ASSERT_EQ(0, ipcx_rwlock_unlock(&s->l));
+	/* Same pid, other start time: a reused pid is not the reader. */
+	s->l.slot[7].ident = ipcx_self_ident() ^ 1;
+	s->l.slot[7].count = 1;
+	ASSERT_EQ(0, ipcx_rwlock_lock(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_unlock(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_destroy(&s->l));
+}
+
+/* Hostile or corrupted lock words: every call returns, with an errno or 0. */
+TEST(corrupted_words_never_hang)
+{
+	static const uint32_t states[] = {
+		0xffffffffu, ST_EXCL | ST_UPG, ST_EXCL, ST_UPG | ST_RDWAIT | ST_WRWAIT,
+		ST_INCONS, ST_DRAIN, ST_EXCL | ST_TID, 0x80000000u | ST_EXCL | 1,
+	};
+	struct shm *s = new_shm(CHECK_MS);
+	struct timespec dl;
+	unsigned int i;
+	int ret;
+
+	ASSERT_NE(NULL, s);
+	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+		ASSERT_EQ(0, ipcx_rwlock_init(&s->l, NULL));
+		s->l.check_ms = 0xffffffffu;	/* out of range: the default is used */
+		s->l.state = states[i];
+		s->l.slot[3].ident = 42;		/* pid 0: not a process */
+		s->l.slot[3].count = 0xffffffffu;
+		s->l.anon_readers = 0;
+		dl = t_deadline_ms(1500);
+		ret = ipcx_rwlock_timedlock(&s->l, &dl);
+		TH_LOG("state %#x: timedlock %d", states[i], ret);
+		/* tid 1 (init) is alive: waiting for it until the deadline is right. */
+		EXPECT_TRUE(ret == 0 || ret == -EOWNERDEAD || ret == -ENOTRECOVERABLE ||
+			    ret == -ETIMEDOUT);
+		if (ret == 0 || ret == -EOWNERDEAD)
+			EXPECT_EQ(0, ipcx_rwlock_unlock(&s->l));
+		dl = t_deadline_ms(200);
+		ret = ipcx_rwlock_timedlock_shared(&s->l, &dl);
+		EXPECT_TRUE(ret <= 0);
+	}
 }
 
 TEST_HARNESS_MAIN
