@@ -340,6 +340,53 @@ TEST(eight_processes_exact_total)
 	ASSERT_EQ(0, ipcx_rwlock_destroy(&s->l));
 }
 
+struct hammer_arg {
+	struct shm *s;
+	int id, iters;
+};
+
+static void *hammer_thread(void *arg)
+{
+	struct hammer_arg *h = arg;
+
+	hammer(h->s, h->id, h->iters);
+	return NULL;
+}
+
+/* Threads of several processes contend (shares of one process share a slot). */
+TEST(threads_and_processes_exact_total)
+{
+	enum { NPROC = 4, NTHR = 4, ITERS = 20000 };
+	struct shm *s = new_shm(0);
+	pid_t pids[NPROC];
+	int i;
+
+	ASSERT_NE(NULL, s);
+	for (i = 0; i < NPROC; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			struct hammer_arg a[NTHR];
+			pthread_t t[NTHR];
+			int k;
+
+			for (k = 0; k < NTHR; k++) {
+				a[k] = (struct hammer_arg){ s, i * NTHR + k, ITERS };
+				if (pthread_create(&t[k], NULL, hammer_thread, &a[k]))
+					_exit(1);
+			}
+			for (k = 0; k < NTHR; k++)
+				pthread_join(t[k], NULL);
+			_exit(0);
+		}
+	}
+	for (i = 0; i < NPROC; i++)
+		ASSERT_EQ(0, t_wait(pids[i]));
+	ASSERT_EQ(0, atomic_load(&s->errors));
+	ASSERT_EQ((uint64_t)NPROC * NTHR * ITERS, s->a);
+	ASSERT_EQ(s->a, s->b);
+	ASSERT_EQ(0, ipcx_rwlock_destroy(&s->l));
+}
+
 TEST(try_and_timed_on_real_clocks)
 {
 	struct shm *s = new_shm(0);
@@ -898,6 +945,83 @@ TEST(corrupted_words_never_hang)
 		ret = ipcx_rwlock_timedlock_shared(&s->l, &dl);
 		EXPECT_TRUE(ret <= 0);
 	}
+}
+
+/* Killed while upgrading (waiting for a reader to leave): next locker is told. */
+TEST(upgrader_killed_while_draining)
+{
+	struct shm *s = new_shm(CHECK_MS);
+	pid_t up, rd;
+
+	ASSERT_NE(NULL, s);
+	rd = fork();
+	if (rd == 0) {
+		if (ipcx_rwlock_lock_shared(&s->l))
+			_exit(1);
+		atomic_store(&s->stage, 1);
+		wait_stage(&s->stage, 3);
+		_exit(ipcx_rwlock_unlock_shared(&s->l) ? 2 : 0);
+	}
+	ASSERT_TRUE(wait_stage(&s->stage, 1));
+	up = fork();
+	if (up == 0) {
+		if (ipcx_rwlock_lock_upgradable(&s->l))
+			_exit(1);
+		atomic_store(&s->stage, 2);
+		ipcx_rwlock_unlock_upgradable_and_lock(&s->l);	/* blocks: the reader */
+		_exit(3);
+	}
+	ASSERT_TRUE(wait_stage(&s->stage, 2));
+	t_sleep_ms(30);
+	ASSERT_EQ(-EAGAIN, ipcx_rwlock_trylock_shared(&s->l));	/* upgrade pending */
+	kill(up, SIGKILL);
+	ASSERT_EQ(128 + SIGKILL, t_wait(up));
+	atomic_store(&s->stage, 3);
+	ASSERT_EQ(0, t_wait(rd));
+	ASSERT_EQ(-EOWNERDEAD, ipcx_rwlock_lock(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_consistent(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_unlock(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_destroy(&s->l));
+}
+
+static void *hold_share_thread(void *arg)
+{
+	struct shm *s = arg;
+
+	if (ipcx_rwlock_lock_shared(&s->l))
+		_exit(1);
+	atomic_store(&s->stage, 1);
+	wait_stage(&s->stage, 2);
+	ipcx_rwlock_unlock_shared(&s->l);
+	_exit(0);
+}
+
+/*
+ * A process whose main thread has exited (a zombie leader) while another
+ * thread holds a share is alive: its share is not taken away.
+ */
+TEST(zombie_leader_with_live_thread_keeps_share)
+{
+	struct shm *s = new_shm(CHECK_MS);
+	struct timespec dl;
+	pid_t pid;
+
+	ASSERT_NE(NULL, s);
+	pid = fork();
+	if (pid == 0) {
+		pthread_t t;
+
+		if (pthread_create(&t, NULL, hold_share_thread, s))
+			_exit(1);
+		pthread_exit(NULL);
+	}
+	ASSERT_TRUE(wait_stage(&s->stage, 1));
+	dl = t_deadline_ms(5 * CHECK_MS);
+	ASSERT_EQ(-ETIMEDOUT, ipcx_rwlock_timedlock(&s->l, &dl));
+	atomic_store(&s->stage, 2);
+	ASSERT_EQ(0, t_wait(pid));
+	ASSERT_EQ(0, ipcx_rwlock_trylock(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_unlock(&s->l));
 }
 
 TEST_HARNESS_MAIN
