@@ -16,7 +16,8 @@
 #include "../sys/sys.h"
 
 static uint64_t self_ident;		/* 0 = not computed in this process */
-static __thread pid_t self_tid;		/* 0 = not computed in this thread */
+/* initial-exec: no __tls_get_addr call on the lock paths (the archive is -fPIC). */
+static __thread pid_t self_tid __attribute__((tls_model("initial-exec")));
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void after_fork_child(void)

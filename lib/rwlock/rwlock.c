@@ -45,6 +45,8 @@
 struct wctx {
 	bool try;
 	bool has_abs;
+	const struct ipcx_rwlock *l;
+	const struct timespec *abs;
 	uint64_t abs_ns;
 	uint64_t next_check;	/* 0 until the first sleep */
 	uint64_t period_ns;
@@ -68,23 +70,17 @@ static inline int check_lock(const struct ipcx_rwlock *l)
 	return 0;
 }
 
-static int wctx_init(struct wctx *w, const struct ipcx_rwlock *l,
-		     const struct timespec *abs, bool try)
+/* Cheap: the clock and period are read only when the caller has to wait. */
+static inline int wctx_init(struct wctx *w, const struct ipcx_rwlock *l,
+			    const struct timespec *abs, bool try)
 {
-	uint32_t ms = __atomic_load_n(&l->check_ms, __ATOMIC_RELAXED);
-
 	w->try = try;
 	w->has_abs = abs != NULL;
-	w->abs_ns = 0;
+	w->l = l;
+	w->abs = abs;
 	w->next_check = 0;
-	if (abs) {
-		if (!ipcx_timespec_valid(abs))
-			return -EINVAL;
-		w->abs_ns = (uint64_t)abs->tv_sec * 1000000000ull + (uint64_t)abs->tv_nsec;
-	}
-	if (!ms || ms > CHECK_MS_MAX)	/* the lock is untrusted memory */
-		ms = CHECK_MS_DEFAULT;
-	w->period_ns = (uint64_t)ms * 1000000ull;
+	if (abs && unlikely(!ipcx_timespec_valid(abs)))
+		return -EINVAL;
 	return 0;
 }
 
@@ -99,6 +95,16 @@ static int step(struct wctx *w, struct timespec *ts)
 	if (w->try)
 		return -EAGAIN;
 	now = ipcx_now_ns(CLOCK_MONOTONIC);
+	if (!w->next_check) {
+		uint32_t ms = __atomic_load_n(&w->l->check_ms, __ATOMIC_RELAXED);
+
+		if (!ms || ms > CHECK_MS_MAX)	/* the lock is untrusted memory */
+			ms = CHECK_MS_DEFAULT;
+		w->period_ns = (uint64_t)ms * 1000000ull;
+		if (w->has_abs)
+			w->abs_ns = (uint64_t)w->abs->tv_sec * 1000000000ull +
+				    (uint64_t)w->abs->tv_nsec;
+	}
 	if (w->has_abs && now >= w->abs_ns)
 		return -ETIMEDOUT;
 	if (!w->next_check) {
@@ -178,13 +184,20 @@ static struct ipcx_rwlock_slot *find_slot(struct ipcx_rwlock *l, uint64_t id)
 	return NULL;
 }
 
+/*
+ * Shares held now. Only claimed slots are read: a reader sets its slot's
+ * mask bit before its first increment, and the reaper clears the bit
+ * while the slot cannot be claimed (ident = IDENT_REAPING).
+ */
 static uint64_t readers(const struct ipcx_rwlock *l)
 {
 	uint64_t n = ld(&l->anon_readers);
-	unsigned int i;
+	uint32_t mask = ld(&l->slot_mask);
 
-	for (i = 0; i < NSLOTS; i++)
-		n += ld(&l->slot[i].count);
+	while (mask) {
+		n += ld(&l->slot[__builtin_ctz(mask)].count);
+		mask &= mask - 1;
+	}
 	return n;
 }
 
@@ -217,6 +230,7 @@ static void reap_dead_readers(struct ipcx_rwlock *l, bool busy_only)
 			continue;
 		if (id == 0) {
 			/* A count without an owner is never written by us: corruption. */
+			__atomic_and_fetch(&l->slot_mask, ~(1u << i), __ATOMIC_SEQ_CST);
 			if (__atomic_exchange_n(&sl->count, 0, __ATOMIC_SEQ_CST))
 				freed = true;
 			continue;
@@ -228,6 +242,7 @@ static void reap_dead_readers(struct ipcx_rwlock *l, bool busy_only)
 			continue;
 		if (__atomic_exchange_n(&sl->count, 0, __ATOMIC_SEQ_CST))
 			freed = true;
+		__atomic_and_fetch(&l->slot_mask, ~(1u << i), __ATOMIC_SEQ_CST);
 		__atomic_store_n(&sl->ident, 0, __ATOMIC_RELEASE);
 	}
 	if (freed)
@@ -254,14 +269,20 @@ static uint32_t *reader_counter(struct ipcx_rwlock *l)
 	h = slot_home(id);
 	for (pass = 0; pass < 2; pass++) {
 		for (i = 0; i < NSLOTS; i++) {
+			unsigned int idx = (h + i) % NSLOTS;
 			uint64_t zero = 0;
 
-			sl = &l->slot[(h + i) % NSLOTS];
+			sl = &l->slot[idx];
 			if (__atomic_load_n(&sl->ident, __ATOMIC_RELAXED) == id)
-				return &sl->count;
+				goto mark;
 			if (__atomic_compare_exchange_n(&sl->ident, &zero, id, false,
 							__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-				return &sl->count;
+				goto mark;
+			continue;
+mark:
+			/* Before the first share is added: see readers(). */
+			__atomic_or_fetch(&l->slot_mask, 1u << idx, __ATOMIC_SEQ_CST);
+			return &sl->count;
 		}
 		reap_dead_readers(l, false);
 	}

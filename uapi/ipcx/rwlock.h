@@ -57,7 +57,9 @@ struct ipcx_rwlock {
 	uint64_t owner_ident;	/* process of the exclusive/upgradable owner */
 	uint32_t owner_tid;	/* tid owner_ident belongs to (0: none) */
 	uint32_t anon_readers;	/* shares of processes that found no free slot */
-	uint64_t reserved[4];
+	uint32_t slot_mask;	/* bit i: slot[i] is claimed */
+	uint32_t reserved0;
+	uint64_t reserved[3];
 	struct ipcx_rwlock_slot slot[IPCX_RWLOCK_SLOTS];
 } __attribute__((aligned(64)));
 
