@@ -15,15 +15,15 @@
 #include "liveness.h"
 #include "../sys/sys.h"
 
-static uint64_t self_ident;		/* 0 = not computed in this process */
+uint64_t ipcx_self_ident_cache;		/* 0 = not computed in this process */
 /* initial-exec: no __tls_get_addr call on the lock paths (the archive is -fPIC). */
-static __thread pid_t self_tid __attribute__((tls_model("initial-exec")));
+__thread pid_t ipcx_self_tid_cache __attribute__((tls_model("initial-exec")));
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void after_fork_child(void)
 {
-	__atomic_store_n(&self_ident, 0, __ATOMIC_RELAXED);
-	self_tid = 0;	/* only the forking thread exists in the child */
+	__atomic_store_n(&ipcx_self_ident_cache, 0, __ATOMIC_RELAXED);
+	ipcx_self_tid_cache = 0;	/* only the forking thread exists in the child */
 }
 
 static void register_atfork(void)
@@ -68,16 +68,14 @@ static int read_stat(const char *path, char *state, uint64_t *start, long *threa
 	return 0;
 }
 
-uint64_t ipcx_self_ident(void)
+uint64_t ipcx_self_ident_slow(void)
 {
-	uint64_t id = __atomic_load_n(&self_ident, __ATOMIC_ACQUIRE);
+	uint64_t id;
 	char path[64], st;
 	uint64_t start = 0;
 	long threads;
 	pid_t pid;
 
-	if (likely(id))
-		return id;
 	/*
 	 * No lock: racing threads compute the same value. (A process-local
 	 * mutex here could be left locked in a fork child.)
@@ -88,17 +86,15 @@ uint64_t ipcx_self_ident(void)
 	if (read_stat(path, &st, &start, &threads))
 		start = 0;	/* no /proc: pid-only identity */
 	id = ((uint64_t)pid << 40) | (start & IPCX_IDENT_START_MASK);
-	__atomic_store_n(&self_ident, id, __ATOMIC_RELEASE);
+	__atomic_store_n(&ipcx_self_ident_cache, id, __ATOMIC_RELEASE);
 	return id;
 }
 
-pid_t ipcx_self_tid(void)
+pid_t ipcx_self_tid_slow(void)
 {
-	if (unlikely(!self_tid)) {
-		pthread_once(&atfork_once, register_atfork);
-		self_tid = ipcx_gettid();
-	}
-	return self_tid;
+	pthread_once(&atfork_once, register_atfork);
+	ipcx_self_tid_cache = ipcx_gettid();
+	return ipcx_self_tid_cache;
 }
 
 /*

@@ -19,11 +19,28 @@
 #define IPCX_IDENT_START_MASK	((1ull << 40) - 1)
 #define IPCX_IDENT_PID(id)	((pid_t)((id) >> 40))
 
+/* Caches (reset in a fork child); read through the inline accessors. */
+extern uint64_t ipcx_self_ident_cache;
+extern __thread pid_t ipcx_self_tid_cache __attribute__((tls_model("initial-exec")));
+
+uint64_t ipcx_self_ident_slow(void);
+pid_t ipcx_self_tid_slow(void);
+
 /* This process's ident (never 0 or 1), computed once per process. */
-uint64_t ipcx_self_ident(void);
+static inline uint64_t ipcx_self_ident(void)
+{
+	uint64_t id = __atomic_load_n(&ipcx_self_ident_cache, __ATOMIC_ACQUIRE);
+
+	return __builtin_expect(id != 0, 1) ? id : ipcx_self_ident_slow();
+}
 
 /* This thread's tid, cached per thread. */
-pid_t ipcx_self_tid(void);
+static inline pid_t ipcx_self_tid(void)
+{
+	pid_t tid = ipcx_self_tid_cache;
+
+	return __builtin_expect(tid != 0, 1) ? tid : ipcx_self_tid_slow();
+}
 
 /*
  * True only when the process of @ident is known to be gone: no such pid,

@@ -189,7 +189,7 @@ static struct ipcx_rwlock_slot *find_slot(struct ipcx_rwlock *l, uint64_t id)
  * mask bit before its first increment, and the reaper clears the bit
  * while the slot cannot be claimed (ident = IDENT_REAPING).
  */
-static uint64_t readers(const struct ipcx_rwlock *l)
+static inline uint64_t readers(const struct ipcx_rwlock *l)
 {
 	uint64_t n = ld(&l->anon_readers);
 	uint32_t mask = ld(&l->slot_mask);
@@ -416,9 +416,11 @@ static int lock_excl(struct ipcx_rwlock *l, struct wctx *w)
 			if (!cas(&l->state, &s, n))
 				continue;
 			set_owner(l, me);
-			ret = drain(l, w, false);
-			if (ret)
-				return ret;
+			if (unlikely(readers(l))) {
+				ret = drain(l, w, false);
+				if (ret)
+					return ret;
+			}
 			return (n & ST_INCONS) ? -EOWNERDEAD : 0;
 		}
 		if ((s & ST_TID) == (uint32_t)me)
