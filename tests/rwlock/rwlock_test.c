@@ -543,6 +543,8 @@ TEST(exclusive_owner_killed)
 	ASSERT_EQ(128 + SIGKILL, t_wait(pid));
 	t0 = t_now_ns();
 	ASSERT_EQ(-EOWNERDEAD, ipcx_rwlock_lock(&s->l));
+	TH_LOG("owner death reported after %llu ms of waiting",
+	       (unsigned long long)ms_since(t0));
 	EXPECT_LT(ms_since(t0), 2000);
 	/* Repair, mark consistent, go on. */
 	ASSERT_NE(s->a, s->b);
@@ -1024,6 +1026,51 @@ TEST(zombie_leader_with_live_thread_keeps_share)
 	ASSERT_EQ(0, t_wait(pid));
 	ASSERT_EQ(0, ipcx_rwlock_trylock(&s->l));
 	ASSERT_EQ(0, ipcx_rwlock_unlock(&s->l));
+}
+
+/*
+ * A timed locker takes a dead owner's lock over but times out waiting for
+ * a live reader: the lock stays marked, the next locker is told.
+ */
+TEST(takeover_then_timeout_keeps_death_report)
+{
+	struct shm *s = new_shm(CHECK_MS);
+	struct timespec dl;
+	pid_t pid, rd;
+
+	ASSERT_NE(NULL, s);
+	rd = fork();
+	if (rd == 0) {
+		if (ipcx_rwlock_lock_shared(&s->l))
+			_exit(1);
+		atomic_store(&s->stage, 1);
+		wait_stage(&s->stage, 3);
+		_exit(ipcx_rwlock_unlock_shared(&s->l) ? 2 : 0);
+	}
+	ASSERT_TRUE(wait_stage(&s->stage, 1));
+	/* An upgradable owner (compatible with the reader) dies. */
+	pid = fork();
+	if (pid == 0) {
+		if (ipcx_rwlock_lock_upgradable(&s->l))
+			_exit(1);
+		atomic_store(&s->stage, 2);
+		for (;;)
+			pause();
+	}
+	ASSERT_TRUE(wait_stage(&s->stage, 2));
+	kill(pid, SIGKILL);
+	ASSERT_EQ(128 + SIGKILL, t_wait(pid));
+	dl = t_deadline_ms(10 * CHECK_MS);
+	ASSERT_EQ(-ETIMEDOUT, ipcx_rwlock_timedlock(&s->l, &dl));
+	/* Readers still get in meanwhile? No: the lock must be repaired first. */
+	ASSERT_EQ(-EAGAIN, ipcx_rwlock_trylock_shared(&s->l));
+	atomic_store(&s->stage, 3);
+	ASSERT_EQ(0, t_wait(rd));
+	ASSERT_EQ(-EOWNERDEAD, ipcx_rwlock_lock_shared(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_consistent(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_unlock_and_lock_shared(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_unlock_shared(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_destroy(&s->l));
 }
 
 TEST_HARNESS_MAIN
