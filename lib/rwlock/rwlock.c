@@ -228,14 +228,12 @@ static void reap_dead_readers(struct ipcx_rwlock *l, bool busy_only)
 			continue;
 		if (busy_only && !ld(&sl->count))
 			continue;
-		if (id == 0) {
-			/* A count without an owner is never written by us: corruption. */
-			__atomic_and_fetch(&l->slot_mask, ~(1u << i), __ATOMIC_SEQ_CST);
-			if (__atomic_exchange_n(&sl->count, 0, __ATOMIC_SEQ_CST))
-				freed = true;
-			continue;
-		}
-		if (!ipcx_ident_dead(id))
+		/*
+		 * ident 0 with shares is never written by us (corruption); else
+		 * the process must be gone. Either way the slot is locked with
+		 * IDENT_REAPING first, so a new claimer cannot be cleared.
+		 */
+		if (id != 0 && !ipcx_ident_dead(id))
 			continue;
 		if (!__atomic_compare_exchange_n(&sl->ident, &id, IDENT_REAPING, false,
 						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
@@ -257,10 +255,18 @@ static uint32_t *reader_counter(struct ipcx_rwlock *l)
 {
 	uint64_t id = ipcx_self_ident();
 	struct ipcx_rwlock_slot *sl = find_slot(l, id);
-	unsigned int h, i, pass;
+	unsigned int h, i, pass, bit;
 
-	if (likely(sl))
+	if (likely(sl)) {
+		/*
+		 * Another thread of ours may have claimed the slot and not yet
+		 * published it in the mask: make sure before adding a share.
+		 */
+		bit = 1u << (unsigned int)(sl - l->slot);
+		if (unlikely(!(ld(&l->slot_mask) & bit)))
+			__atomic_or_fetch(&l->slot_mask, bit, __ATOMIC_SEQ_CST);
 		return &sl->count;
+	}
 	/*
 	 * Claim a free slot. Two threads of one process may claim two slots;
 	 * that is harmless (unlock_shared takes a share from any slot of the
