@@ -261,9 +261,10 @@ IPCX_API int ipcx_rwlock_unlock_upgradable_and_lock_shared(struct ipcx_rwlock *l
  *
  * New sharable owners are kept out at once; waits for current ones to leave.
  *
- * Return: 0; -EOWNERDEAD (a dead reading process was found while waiting:
- * never, reader deaths are not owner deaths; listed for completeness);
- * -EPERM (not the upgradable owner); -EINVAL.
+ * The shares of reading processes that died are released while waiting
+ * (that is no owner death: the call still returns 0).
+ *
+ * Return: 0; -EPERM (not the upgradable owner); -EINVAL.
  */
 IPCX_API int ipcx_rwlock_unlock_upgradable_and_lock(struct ipcx_rwlock *l);
 
