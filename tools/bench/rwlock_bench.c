@@ -3,9 +3,17 @@
  * rwlock_bench.c - rows for the sharable/upgradable mutex, uncontended:
  * one shared (or exclusive) lock + unlock, ipcx beside a process-shared
  * pthread rwlock. Samples are per-operation averages over batches.
+ * rwlock_read_2proc: two pinned processes take and release shares as fast
+ * as they can (ipcx counts each process's shares on its own cache line;
+ * a single reader count bounces between the CPUs).
  */
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -118,7 +126,119 @@ static int pthread_write(const struct bench_env *env, struct bench_run *run)
 	return pthread_row(env, run, 1);
 }
 
+
+struct two {
+	union {
+		struct ipcx_rwlock ipcx;
+		pthread_rwlock_t pt;
+	} u;
+	_Atomic int ready;
+	_Atomic int go;
+	_Atomic int bad;
+	uint64_t start_ns[2], end_ns[2];
+};
+
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void read_loop(struct two *t, int side, int use_ipcx, uint64_t nb,
+		      struct bench_run *run)
+{
+	uint64_t b, t0, start;
+	int k, bad = 0;
+
+	atomic_fetch_add(&t->ready, 1);
+	while (!atomic_load(&t->go))
+		;
+	start = now_ns();
+	for (b = 0; b < nb; b++) {
+		t0 = now_ns();
+		for (k = 0; k < BATCH; k++) {
+			if (use_ipcx) {
+				bad |= ipcx_rwlock_lock_shared(&t->u.ipcx);
+				bad |= ipcx_rwlock_unlock_shared(&t->u.ipcx);
+			} else {
+				bad |= pthread_rwlock_rdlock(&t->u.pt);
+				bad |= pthread_rwlock_unlock(&t->u.pt);
+			}
+		}
+		if (run)
+			run->samples[b] = (now_ns() - t0) / BATCH;
+	}
+	t->start_ns[side] = start;
+	t->end_ns[side] = now_ns();
+	if (bad)
+		atomic_store(&t->bad, 1);
+}
+
+static int two_proc_row(const struct bench_env *env, struct bench_run *run, int use_ipcx)
+{
+	struct two *t = shared_mem(sizeof(*t));
+	uint64_t nb = batches(env, run), first, last;
+	pthread_rwlockattr_t a;
+	pid_t pid;
+	int st, ret = 0;
+
+	if (!t)
+		return -1;
+	if (use_ipcx) {
+		if (ipcx_rwlock_init(&t->u.ipcx, NULL))
+			return -1;
+	} else {
+		pthread_rwlockattr_init(&a);
+		pthread_rwlockattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+		pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		if (pthread_rwlock_init(&t->u.pt, &a))
+			return -1;
+	}
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		pin(env->cpu[1]);
+		read_loop(t, 1, use_ipcx, nb, NULL);
+		_exit(0);
+	}
+	pin(env->cpu[0]);
+	while (atomic_load(&t->ready) < 1)
+		;
+	atomic_store(&t->go, 1);
+	read_loop(t, 0, use_ipcx, nb, run);
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+		ret = -1;
+	if (atomic_load(&t->bad))
+		ret = -1;
+	run->n = nb;
+	/* Both sides' work over the span from the first start to the last end. */
+	first = t->start_ns[0] < t->start_ns[1] ? t->start_ns[0] : t->start_ns[1];
+	last = t->end_ns[0] > t->end_ns[1] ? t->end_ns[0] : t->end_ns[1];
+	run->ops_per_s = last > first ? 2.0 * (double)(nb * BATCH) * 1e9 / (double)(last - first) : 0;
+	snprintf(run->note, sizeof(run->note), "2 processes, shares only; samples: one side");
+	munmap(t, sizeof(*t));
+	return ret;
+}
+
+static int ipcx_read_2proc(const struct bench_env *env, struct bench_run *run)
+{
+	return two_proc_row(env, run, 1);
+}
+
+static int pthread_read_2proc(const struct bench_env *env, struct bench_run *run)
+{
+	return two_proc_row(env, run, 0);
+}
+
 BENCH_CASE("rwlock_read_uncontended", "ipcx", "ns/op", ipcx_read);
 BENCH_CASE("rwlock_read_uncontended", "pthread", "ns/op", pthread_read);
 BENCH_CASE("rwlock_write_uncontended", "ipcx", "ns/op", ipcx_write);
 BENCH_CASE("rwlock_write_uncontended", "pthread", "ns/op", pthread_write);
+BENCH_CASE("rwlock_read_2proc", "ipcx", "ns/op", ipcx_read_2proc);
+BENCH_CASE("rwlock_read_2proc", "pthread", "ns/op", pthread_read_2proc);
