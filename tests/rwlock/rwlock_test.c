@@ -1073,4 +1073,118 @@ TEST(takeover_then_timeout_keeps_death_report)
 	ASSERT_EQ(0, ipcx_rwlock_destroy(&s->l));
 }
 
+/* A child using the lock in every kind and transfer, forever. */
+static void random_user(struct shm *s, unsigned int seed)
+{
+	struct timespec dl;
+	int ret;
+
+	for (;;) {
+		unsigned int r = rand_r(&seed) % 8;
+
+		switch (r) {
+		case 0:
+		case 1:
+			ret = ipcx_rwlock_lock_shared(&s->l);
+			if (ret == 0) {
+				if (s->a != s->b)
+					atomic_fetch_add(&s->errors, 1);
+				ipcx_rwlock_unlock_shared(&s->l);
+				continue;
+			}
+			break;
+		case 2:
+			ret = ipcx_rwlock_lock_upgradable(&s->l);
+			if (ret == 0) {
+				if (rand_r(&seed) & 1) {
+					ipcx_rwlock_unlock_upgradable(&s->l);
+					continue;
+				}
+				ret = ipcx_rwlock_unlock_upgradable_and_lock(&s->l);
+			}
+			break;
+		case 3:
+			ret = ipcx_rwlock_trylock_shared(&s->l);
+			if (ret == 0) {
+				if (ipcx_rwlock_try_unlock_shared_and_lock(&s->l) == 0)
+					break;
+				ipcx_rwlock_unlock_shared(&s->l);
+			}
+			continue;
+		case 4:
+			dl = t_deadline_ms(5);
+			ret = ipcx_rwlock_timedlock(&s->l, &dl);
+			if (ret == -ETIMEDOUT)
+				continue;
+			break;
+		default:
+			ret = ipcx_rwlock_lock(&s->l);
+			break;
+		}
+		if (ret == -EOWNERDEAD) {
+			s->b = s->a;
+			ipcx_rwlock_consistent(&s->l);
+		} else if (ret) {
+			atomic_fetch_add(&s->errors, 1);
+			continue;
+		}
+		/* Exclusive: a half-done update a kill can interrupt. */
+		s->a = s->a + 1;
+		s->b = s->b + 1;
+		if (rand_r(&seed) & 1) {
+			ipcx_rwlock_unlock_and_lock_shared(&s->l);
+			ipcx_rwlock_unlock_shared(&s->l);
+		} else {
+			ipcx_rwlock_unlock(&s->l);
+		}
+	}
+}
+
+/*
+ * SIGKILL at random points of random use, round after round: the survivor
+ * always gets the lock back (0 or -EOWNERDEAD) within a bound, and the
+ * protected pair is never seen torn by a reader of a consistent lock.
+ */
+TEST(random_kills)
+{
+	enum { ROUNDS = 12, NCHILD = 3 };
+	struct shm *s = new_shm(CHECK_MS);
+	pid_t pids[NCHILD];
+	struct timespec dl;
+	int round, i, ret, deaths = 0;
+
+	ASSERT_NE(NULL, s);
+	for (round = 0; round < ROUNDS; round++) {
+		for (i = 0; i < NCHILD; i++) {
+			pids[i] = fork();
+			if (pids[i] == 0)
+				random_user(s, (unsigned int)(round * 31 + i));
+		}
+		t_sleep_ms(5 + (round * 7) % 20);
+		for (i = 0; i < NCHILD; i++) {
+			kill(pids[i], SIGKILL);
+			if (i == 0)
+				t_sleep_ms(3);	/* the others run on a moment */
+		}
+		for (i = 0; i < NCHILD; i++)
+			ASSERT_EQ(128 + SIGKILL, t_wait(pids[i]));
+		dl = t_deadline_ms(3000);
+		ret = ipcx_rwlock_timedlock(&s->l, &dl);
+		ASSERT_TRUE(ret == 0 || ret == -EOWNERDEAD);
+		if (ret == -EOWNERDEAD) {
+			deaths++;
+			s->b = s->a;
+			ASSERT_EQ(0, ipcx_rwlock_consistent(&s->l));
+		}
+		ASSERT_EQ(s->a, s->b);
+		ASSERT_EQ(0, ipcx_rwlock_unlock(&s->l));
+	}
+	TH_LOG("%d of %d rounds killed an owner; %llu updates", deaths, ROUNDS,
+	       (unsigned long long)s->a);
+	ASSERT_EQ(0, atomic_load(&s->errors));
+	ASSERT_EQ(0, ipcx_rwlock_trylock(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_unlock(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_destroy(&s->l));
+}
+
 TEST_HARNESS_MAIN
