@@ -109,10 +109,13 @@ static bool stat_says_dead(const char *path, uint64_t want_start, bool check_sta
 	char st;
 	int ret = read_stat(path, &st, &start, &threads);
 
-	if (ret == -ENOENT)
-		return true;
+	/*
+	 * Callers ask kill()/tgkill() first, which say ESRCH for a gone task.
+	 * The task existed a moment ago: ENOENT here means it just went (the
+	 * next check sees ESRCH) or /proc hides it (hidepid): unknown, alive.
+	 */
 	if (ret)
-		return false;			/* unknown: assume alive */
+		return false;
 	if (st == 'Z' || st == 'X' || st == 'x') {
 		if (!process || threads <= 1)
 			return true;		/* killed, not yet reaped */
@@ -151,7 +154,12 @@ bool ipcx_task_dead(pid_t tid, uint64_t ident)
 		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
 		return stat_says_dead(path, 0, false, false);
 	}
-	/* No record yet (owner between acquiring and recording): the tid alone. */
+	/*
+	 * No record yet (owner between acquiring and recording): the tid alone.
+	 * kill() accepts any thread's id and signals (here: checks) its group.
+	 */
+	if (ipcx_sys(SYS_kill, tid, 0, 0, 0, 0, 0) == -ESRCH)
+		return true;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
 	return stat_says_dead(path, 0, false, false);
 }

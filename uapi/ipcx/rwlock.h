@@ -29,7 +29,6 @@
 #include <time.h>
 
 #include <ipcx/common.h>
-#include <ipcx/layout.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,10 +62,20 @@ struct ipcx_rwlock {
 	struct ipcx_rwlock_slot slot[IPCX_RWLOCK_SLOTS];
 } __attribute__((aligned(64)));
 
-_Static_assert(sizeof(struct ipcx_rwlock_slot) == 16, "ipcx_rwlock_slot is ABI");
-_Static_assert(sizeof(struct ipcx_rwlock) == 64 + 16 * IPCX_RWLOCK_SLOTS,
-	       "ipcx_rwlock is ABI");
-_Static_assert(__builtin_offsetof(struct ipcx_rwlock, slot) == 64, "ipcx_rwlock is ABI");
+#ifdef __cplusplus
+#define IPCX_RWLOCK_ASSERT static_assert
+#else
+#define IPCX_RWLOCK_ASSERT _Static_assert
+#endif
+IPCX_RWLOCK_ASSERT(sizeof(struct ipcx_rwlock_slot) == 16, "ipcx_rwlock_slot is ABI");
+IPCX_RWLOCK_ASSERT(sizeof(struct ipcx_rwlock) == 64 + 16 * IPCX_RWLOCK_SLOTS,
+		   "ipcx_rwlock is ABI");
+IPCX_RWLOCK_ASSERT(__builtin_offsetof(struct ipcx_rwlock, slot) == 64, "ipcx_rwlock is ABI");
+IPCX_RWLOCK_ASSERT(__builtin_offsetof(struct ipcx_rwlock, owner_ident) == 16,
+		   "ipcx_rwlock is ABI");
+IPCX_RWLOCK_ASSERT(__builtin_offsetof(struct ipcx_rwlock, slot_mask) == 32,
+		   "ipcx_rwlock is ABI");
+#undef IPCX_RWLOCK_ASSERT
 
 /* Options of ipcx_rwlock_init(); declare with IPCX_OPTS(ipcx_rwlock_opts, o, ...). */
 struct ipcx_rwlock_opts {
