@@ -110,24 +110,29 @@ TEST_F(dir, permissions_exact)
 }
 
 /*
- * Sharable and upgradable mutexes are separate name spaces; a file of one
- * kind under the other's name is refused with -EPROTO, never misused.
+ * A name is one synchronization object: creating it as another kind is
+ * -EEXIST (not a second, unrelated lock), opening it as another kind is
+ * -ENOENT, and a file of one kind under another kind's name is -EPROTO.
  */
 TEST_F(dir, kinds)
 {
 	struct ipcx_named_rwlock *a, *b;
 	char from[256], to[256];
+	int fd;
 
 	ASSERT_EQ(0, ipcx_named_rwlock_open(&a, "k", IPCX_CREATE_ONLY, &self->o));
 	ASSERT_EQ(-ENOENT, ipcx_named_upgradable_open(&b, "k", IPCX_OPEN_ONLY, &self->o));
-	ASSERT_EQ(0, ipcx_named_upgradable_open(&b, "k", IPCX_CREATE_ONLY, &self->o));
-	ASSERT_EQ(0, ipcx_rwlock_lock(ipcx_named_rwlock_get(a)));
-	ASSERT_EQ(0, ipcx_rwlock_trylock(ipcx_named_rwlock_get(b)));	/* another lock */
-	ipcx_rwlock_unlock(ipcx_named_rwlock_get(a));
-	ipcx_rwlock_unlock(ipcx_named_rwlock_get(b));
+	ASSERT_EQ(-EEXIST, ipcx_named_upgradable_open(&b, "k", IPCX_CREATE_ONLY, &self->o));
+	ASSERT_EQ(-EEXIST, ipcx_named_upgradable_open(&b, "k", IPCX_OPEN_OR_CREATE, &self->o));
+	ASSERT_EQ(0, t_count_entries(self->path, "ipcx.upg."));
 	ipcx_named_rwlock_close(a);
-	ipcx_named_rwlock_close(b);
-	ASSERT_EQ(0, ipcx_named_upgradable_unlink("k", &self->o));
+	/* Other sync kinds' names count too (here a mutex's file). */
+	snprintf(from, sizeof(from), "%s/ipcx.mtx.m", self->path);
+	fd = open(from, O_CREAT | O_RDWR, 0600);
+	ASSERT_GE(fd, 0);
+	close(fd);
+	ASSERT_EQ(-EEXIST, ipcx_named_rwlock_open(&b, "m", IPCX_OPEN_OR_CREATE, &self->o));
+	ASSERT_EQ(0, unlink(from));
 	/* Put the sharable mutex's file under the upgradable name. */
 	snprintf(from, sizeof(from), "%s/ipcx.rw.k", self->path);
 	snprintf(to, sizeof(to), "%s/ipcx.upg.k", self->path);

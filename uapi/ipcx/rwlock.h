@@ -416,7 +416,9 @@ struct ipcx_named_rwlock_opts {
  *
  * Creation is atomic: nobody opens a half-built lock.
  *
- * Return: 0; -EEXIST (create-only, name exists); -ENOENT (open-only, no
+ * Return: 0; -EEXIST (create-only and the name exists, or a create finds
+ * the name used by another synchronization kind: mutex, condition,
+ * semaphore, barrier, sharable or upgradable mutex); -ENOENT (open-only, no
  * such name); -EINVAL (bad name, mode or option); -EPROTO (the file is not
  * a lock of this kind and layout); -EACCES; -ENOMEM; other -errno.
  */
