@@ -216,7 +216,7 @@ TEST_F(file, timed_accuracy)
 	qsort(lates, 7, sizeof(lates[0]), cmp_i64);
 	TH_LOG("timed waits end after their deadline by: median %.2f ms, max %.2f ms",
 	       lates[3] / 1e6, lates[6] / 1e6);
-	EXPECT_LT(lates[3], 3000000);
+	EXPECT_LT(lates[3], 5000000);	/* "a few ms"; typically 0.1 ms */
 	/* The holder lets go 50 ms from now: the timed lock takes it within a few ms. */
 	dl = t_deadline_ms(3000);
 	atomic_store(stage, 2);
