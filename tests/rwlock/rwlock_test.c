@@ -1193,4 +1193,60 @@ TEST(random_kills)
 	ASSERT_EQ(0, ipcx_rwlock_destroy(&s->l));
 }
 
+/*
+ * Waiters SIGKILLed while asleep (their waiter bits left set) never cost a
+ * later waiter its wake-up. The check period is 5 s here, so a lost wake-up
+ * could not hide behind a liveness check.
+ */
+TEST(killed_waiters_do_not_break_wakeups)
+{
+	struct shm *s = new_shm(5000);
+	pid_t dead[3], rd, wr;
+	uint64_t t0;
+	int i;
+
+	ASSERT_NE(NULL, s);
+	ASSERT_EQ(0, ipcx_rwlock_lock(&s->l));
+	for (i = 0; i < 3; i++) {
+		dead[i] = fork();
+		if (dead[i] == 0) {
+			if (i == 2)
+				ipcx_rwlock_lock(&s->l);
+			else
+				ipcx_rwlock_lock_shared(&s->l);
+			_exit(99);
+		}
+	}
+	t_sleep_ms(50);
+	for (i = 0; i < 3; i++) {
+		kill(dead[i], SIGKILL);
+		ASSERT_EQ(128 + SIGKILL, t_wait(dead[i]));
+	}
+	rd = fork();
+	if (rd == 0) {
+		if (ipcx_rwlock_lock_shared(&s->l))
+			_exit(1);
+		atomic_fetch_add(&s->stage, 1);
+		ipcx_rwlock_unlock_shared(&s->l);
+		_exit(0);
+	}
+	wr = fork();
+	if (wr == 0) {
+		if (ipcx_rwlock_lock(&s->l))
+			_exit(1);
+		atomic_fetch_add(&s->stage, 1);
+		ipcx_rwlock_unlock(&s->l);
+		_exit(0);
+	}
+	t_sleep_ms(50);
+	ASSERT_EQ(0, atomic_load(&s->stage));
+	t0 = t_now_ns();
+	ASSERT_EQ(0, ipcx_rwlock_unlock(&s->l));
+	ASSERT_EQ(0, t_wait(rd));
+	ASSERT_EQ(0, t_wait(wr));
+	TH_LOG("both woken within %.1f ms", (t_now_ns() - t0) / 1e6);
+	EXPECT_LT(t_now_ns() - t0, 2000000000ull);	/* far below the 5 s period */
+	ASSERT_EQ(2, atomic_load(&s->stage));
+}
+
 TEST_HARNESS_MAIN
