@@ -11,5 +11,7 @@
 #include <ipcx/offptr.h>
 #include <ipcx/shm.h>
 #include <ipcx/uring.h>
+#include <ipcx/rwlock.h>
+#include <ipcx/filelock.h>
 
 #endif /* IPCX_H */
