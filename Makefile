@@ -115,7 +115,7 @@ KSFT_HDR := $(O)/include/kselftest_harness.h
 
 all: lib tools examples tests
 
-lib: $(LIBA) $(LIBSO) $(O)/ipcx.pc
+lib: $(LIBA) $(LIBSO) $(O)/ipcx.pc $(O)/uapi-cxx.stamp
 tools: $(TOOLS)
 examples: $(EXAMPLES)
 tests: $(TESTS)
@@ -143,6 +143,12 @@ $(O)/ipcx.pc: ipcx.pc.in Makefile
 	@mkdir -p $(@D)
 	$(call quiet,GEN,$(@:$(O)/%=%))sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# The public headers must compile as C++ too (trading engines are often C++).
+$(O)/uapi-cxx.stamp: $(wildcard uapi/*.h uapi/ipcx/*.h)
+	@mkdir -p $(@D)
+	$(call quiet,CXXHDR,uapi/ipcx.h)$(CXX) -std=c++11 -Wall -Wextra -Werror -fsyntax-only \
+		-x c++ -Iuapi uapi/ipcx.h && touch $@
 
 $(KSFT_HDR):
 	@mkdir -p $(@D)

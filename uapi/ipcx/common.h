@@ -16,6 +16,13 @@
 extern "C" {
 #endif
 
+/* Compile-time layout checks that work from C and C++ includes alike. */
+#ifdef __cplusplus
+#define IPCX_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define IPCX_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
 /* Marks the library's public entry points; everything else is hidden. */
 #define IPCX_API __attribute__((visibility("default")))
 

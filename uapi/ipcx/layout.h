@@ -47,7 +47,7 @@ struct ipcx_obj_header {
 	uint64_t reserved[3];
 };
 
-_Static_assert(sizeof(struct ipcx_obj_header) == 64, "ipcx_obj_header is ABI");
+IPCX_STATIC_ASSERT(sizeof(struct ipcx_obj_header) == 64, "ipcx_obj_header is ABI");
 
 #ifdef __cplusplus
 }

@@ -62,18 +62,13 @@ struct ipcx_rwlock {
 	struct ipcx_rwlock_slot slot[IPCX_RWLOCK_SLOTS];
 } __attribute__((aligned(64)));
 
-#ifdef __cplusplus
-#define IPCX_RWLOCK_ASSERT static_assert
-#else
-#define IPCX_RWLOCK_ASSERT _Static_assert
-#endif
-IPCX_RWLOCK_ASSERT(sizeof(struct ipcx_rwlock_slot) == 16, "ipcx_rwlock_slot is ABI");
-IPCX_RWLOCK_ASSERT(sizeof(struct ipcx_rwlock) == 64 + 16 * IPCX_RWLOCK_SLOTS,
+IPCX_STATIC_ASSERT(sizeof(struct ipcx_rwlock_slot) == 16, "ipcx_rwlock_slot is ABI");
+IPCX_STATIC_ASSERT(sizeof(struct ipcx_rwlock) == 64 + 16 * IPCX_RWLOCK_SLOTS,
 		   "ipcx_rwlock is ABI");
-IPCX_RWLOCK_ASSERT(__builtin_offsetof(struct ipcx_rwlock, slot) == 64, "ipcx_rwlock is ABI");
-IPCX_RWLOCK_ASSERT(__builtin_offsetof(struct ipcx_rwlock, owner_ident) == 16,
+IPCX_STATIC_ASSERT(__builtin_offsetof(struct ipcx_rwlock, slot) == 64, "ipcx_rwlock is ABI");
+IPCX_STATIC_ASSERT(__builtin_offsetof(struct ipcx_rwlock, owner_ident) == 16,
 		   "ipcx_rwlock is ABI");
-IPCX_RWLOCK_ASSERT(__builtin_offsetof(struct ipcx_rwlock, slot_mask) == 32,
+IPCX_STATIC_ASSERT(__builtin_offsetof(struct ipcx_rwlock, slot_mask) == 32,
 		   "ipcx_rwlock is ABI");
 #undef IPCX_RWLOCK_ASSERT
 
