@@ -15,7 +15,9 @@
  *	BENCH_CASE("sem_pingpong", "ipcx", "ns/rtt", my_row);
  *
  * and list the file in tools/bench/Kbuild. Bench and impl names are a
- * contract (see the harness's README section).
+ * contract (see Documentation/bench.md). The harness calls fn in a fresh
+ * process pinned to env->cpu[0], with a watchdog; the row may fork (pin the
+ * other side to env->cpu[1]). Optional helpers: bench_util.h.
  */
 #ifndef IPCX_BENCH_H
 #define IPCX_BENCH_H
@@ -48,6 +50,12 @@ struct bench_run {
 	double ops_per_s;
 	/* Free text shown beside the row: "capacity 731 (kernel limit)", "2M pages". */
 	char note[96];
+	/*
+	 * Operations per sample (0 or 1: each sample is one operation). A row
+	 * timing batches may store the batch's total ns and set this to the
+	 * batch size; the harness divides, keeping sub-ns precision.
+	 */
+	uint32_t per_sample;
 };
 
 typedef int (*bench_fn)(const struct bench_env *env, struct bench_run *run);
