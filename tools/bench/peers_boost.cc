@@ -386,7 +386,7 @@ std::vector<std::array<char, 24>> make_names(uint64_t n)
 
 int named(const struct bench_env *env, struct bench_run *run, bool find)
 {
-	uint64_t n = env->iters, seed = env->seed;
+	uint64_t n = env->iters;
 	char name[80];
 	int ret = 0;
 
@@ -406,16 +406,12 @@ int named(const struct bench_env *env, struct bench_run *run, bool find)
 			if (!find && e - i == NBATCH)
 				bench_sample(run, bench_now_ns() - t0);
 		}
-		/* every object findable with its value (timed only in named_find) */
+		/*
+		 * Every object findable with its value, looked up once each in
+		 * creation order (timed only in named_find).
+		 */
 		for (uint64_t i = 0; i < n; i++)
 			order[i] = (uint32_t)i;
-		for (uint64_t i = n; i > 1; i--) {
-			uint64_t j = bench_rand(&seed) % i;
-			uint32_t t = order[i - 1];
-
-			order[i - 1] = order[j];
-			order[j] = t;
-		}
 		for (uint64_t i = 0; i < n; i += NBATCH) {
 			uint64_t t0 = bench_now_ns(), e = i + NBATCH < n ? i + NBATCH : n;
 			bool bad = false;
