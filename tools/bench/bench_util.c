@@ -73,7 +73,12 @@ int bench_two_procs(const struct bench_env *env, bench_side_fn side, void *arg)
 			_exit(3);
 		if (bench_pin(env->cpu[1]))
 			_exit(4);
-		_exit(side(arg, 1) ? 1 : 0);
+		if (side(arg, 1)) {
+			/* the caller may wait for us forever: end it, the run fails */
+			kill(parent, SIGUSR1);
+			_exit(1);
+		}
+		_exit(0);
 	}
 	if (bench_pin(env->cpu[0])) {
 		kill(pid, SIGKILL);
@@ -161,8 +166,11 @@ static void vnote(struct bench_run *run, const char *prefix, const char *fmt, va
 		append(run->note, sizeof(run->note), prefix);
 		append(run->note, sizeof(run->note), msg);
 	}
-	if (*prefix)
+	if (*prefix) {
 		fprintf(stderr, "ipcx-bench: FAILED: %s\n", msg);
+		if (bench_state && !bench_state->fail[0])
+			append(bench_state->fail, sizeof(bench_state->fail), msg);
+	}
 }
 
 void bench_note(struct bench_run *run, const char *fmt, ...)

@@ -32,7 +32,9 @@ int bench_pin(int cpu);
  * run side(arg, 0) in the caller pinned to env->cpu[0], then wait for the
  * child. Returns 0 when both sides returned 0, else -1 (the failure is
  * reported on stderr). A side that returns non-zero should say why with
- * bench_fail(). The child dies with the caller (PR_SET_PDEATHSIG).
+ * bench_fail(). The child dies with the caller (PR_SET_PDEATHSIG); when the
+ * child's side fails, it kills the caller with SIGUSR1 (which may be blocked
+ * waiting for it), and the harness reports the child's failure.
  */
 typedef int (*bench_side_fn)(void *arg, int side);
 int bench_two_procs(const struct bench_env *env, bench_side_fn side, void *arg);

@@ -19,6 +19,7 @@ extern "C" {
 struct bench_shared_state {
 	char mq[BENCH_MAX_MQ][64];	/* POSIX mqueue names to unlink after a run */
 	int msg_max_changed;		/* a row raised msg_max: restore it */
+	char fail[96];			/* the first failure of the run, any process */
 };
 
 /* Calibration rows (calib.c): run first, reported as bench "calibration". */

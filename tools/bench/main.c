@@ -209,9 +209,13 @@ static double pct(const double *v, size_t n, double q)
 
 /* ---- running one row once ------------------------------------------------------- */
 
+/*
+ * Every process of the finished run has been sent SIGKILL (its group); we
+ * are their subreaper: wait for them all, so none outlives the run.
+ */
 static void reap_strays(void)
 {
-	while (waitpid(-1, NULL, WNOHANG) > 0)
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
 		;
 }
 
@@ -265,6 +269,7 @@ static int run_once(const struct bench_case *c, const struct bench_env *env, str
 	double per;
 
 	memset(rres, 0, sizeof(*rres));
+	bench_state->fail[0] = 0;
 	fflush(NULL);
 	runner = fork();
 	if (runner < 0) {
@@ -311,6 +316,11 @@ static int run_once(const struct bench_case *c, const struct bench_env *env, str
 	cleanup_run();
 	if (rres->note[0])
 		memcpy(row->note, rres->note, sizeof(row->note));
+	if (bench_state->fail[0] && (WIFSIGNALED(st) || rres->rc)) {
+		snprintf(row->note, sizeof(row->note), "FAILED: %.80s", bench_state->fail);
+		fprintf(stderr, "ipcx-bench: FAILED: %s/%s\n", c->bench, c->impl);
+		return -1;
+	}
 	if (WIFSIGNALED(st) || !__atomic_load_n(&rres->finished, __ATOMIC_ACQUIRE)) {
 		fprintf(stderr, "ipcx-bench: FAILED: %s/%s died (%s)\n", c->bench, c->impl,
 			WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "exit before result");
