@@ -524,7 +524,8 @@ static void json_row(FILE *f, bool *first, const char *bench, const struct row *
 	fprintf(f, ", \"reps\": %d, \"samples_per_rep\": %zu, \"note\": ", r->nrep, r->nsamples);
 	json_str(f, r->note);
 	if (when)
-		fprintf(f, ", \"when\": \"%s\", \"cpus\": [%d, %d]", when, opt.cpu[0], opt.cpu[1]);
+		fprintf(f, ", \"when\": \"%s\", \"cpus\": [%d, %d], \"mode\": \"%s\"", when,
+			opt.cpu[0], opt.cpu[1], opt.quick ? "quick" : "full");
 	fprintf(f, "}");
 }
 
