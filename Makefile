@@ -203,6 +203,9 @@ $(O)/tests/build/static_test.o: ALL_TEST_CFLAGS += $(if $(SANITIZE),-DIPCX_TEST_
 $(O)/tests/build/symbols_test.o: ALL_TEST_CFLAGS += -DIPCX_LIBA='"$(abspath $(LIBA))"' \
 	-DIPCX_LIBSO='"$(abspath $(LIBSO))"' -DIPCX_NM='"$(NM)"'
 $(O)/tests/build/symbols_test: $(LIBA) $(LIBSO)
+$(O)/tests/bench/harness_test.o: ALL_TEST_CFLAGS += \
+	-DIPCX_BENCH_BIN='"$(abspath $(O)/tools/bench/ipcx-bench)"'
+$(O)/tests/bench/harness_test: $(O)/tools/bench/ipcx-bench
 
 # ---- running -------------------------------------------------------------
 deps:
