@@ -41,7 +41,8 @@ struct bench_run {
 	/*
 	 * Latency samples in ns per operation (per round trip for ping-pongs;
 	 * per batch average for benches too fast to time singly). The harness
-	 * provides the buffer; set n. Percentiles come from these.
+	 * provides the buffer (cap >= env->iters + 10% + 100k); set n.
+	 * Percentiles come from these.
 	 */
 	uint64_t *samples;
 	size_t cap;

@@ -40,7 +40,6 @@
 #include "harness.h"
 
 #define MAX_REPS	32
-#define SAMPLE_CAP	(1u << 22)
 
 /* ---- the benches: contract order and scale ------------------------------- */
 
@@ -121,6 +120,7 @@ struct run_result {
 
 static struct run_result *rres;
 static uint64_t *rsamples;
+static size_t sample_cap;	/* >= every selected bench's iters + 10% + 100k */
 static pid_t runner = -1;
 static volatile sig_atomic_t stop;
 static char shm_dir_priv[256];
@@ -277,7 +277,7 @@ static int run_once(const struct bench_case *c, const struct bench_env *env, str
 		return -1;
 	}
 	if (runner == 0) {
-		struct bench_run run = { .samples = rsamples, .cap = SAMPLE_CAP };
+		struct bench_run run = { .samples = rsamples, .cap = sample_cap };
 		int rc;
 
 		setpgid(0, 0);
@@ -788,12 +788,21 @@ static int setup(void)
 {
 	const char *base = getenv("IPCX_SHM_DIR");
 	struct sigaction sa;
-	int fd, n;
+	int fd, n, k;
 
 	bench_harness_pid = getpid();
 	bench_state = bench_shared(sizeof(*bench_state));
 	rres = bench_shared(sizeof(*rres));
-	rsamples = bench_shared(SAMPLE_CAP * sizeof(*rsamples));
+	for (k = 0; k < nbenches; k++) {
+		size_t cap = (size_t)(benches[k].iters + benches[k].iters / 10 + 100000);
+
+		if (benches[k].selected && cap > sample_cap)
+			sample_cap = cap;
+	}
+	if (sample_cap < (1u << 20))
+		sample_cap = 1u << 20;
+	/* untouched pages of the shared buffer cost nothing */
+	rsamples = bench_shared(sample_cap * sizeof(*rsamples));
 	if (!bench_state || !rres || !rsamples) {
 		fprintf(stderr, "ipcx-bench: cannot map the result buffers\n");
 		return -1;
