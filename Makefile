@@ -50,9 +50,24 @@ endif
 TEST_CFLAGS := $(filter-out -fvisibility=hidden -Wmissing-prototypes,$(BASE_CFLAGS)) \
 	-Wno-unused-parameter -Wno-sign-compare -I$(O)/include -Itests
 
+# C++ in tools only (the Boost.Interprocess benchmark peers): same warnings
+# minus the C-only ones; Boost's headers sit in a system directory, so their
+# own warnings are not ours. With CC=clang, CXX follows (clang++).
+ifeq ($(origin CXX),default)
+ifneq ($(findstring clang,$(CC)),)
+CXX := $(subst clang,clang++,$(CC))
+else
+CXX := g++
+endif
+endif
+BASE_CXXFLAGS := -std=gnu++17 $(filter-out -std=% -Wstrict-prototypes \
+	-Wmissing-prototypes,$(BASE_CFLAGS)) -Wno-unused-parameter
+
 CFLAGS ?=
 ALL_CFLAGS = $(BASE_CFLAGS) $(CPPFLAGS_ALL) $(CFLAGS)
 ALL_TEST_CFLAGS = $(TEST_CFLAGS) $(CPPFLAGS_ALL) $(CFLAGS)
+CXXFLAGS ?=
+ALL_CXXFLAGS = $(BASE_CXXFLAGS) $(CPPFLAGS_ALL) $(CXXFLAGS)
 
 # Quiet output: "  CC      lib/sys/features.o"; V=1 prints commands.
 ifeq ($(V),1)
@@ -103,6 +118,8 @@ include $(1)/Kbuild
 TOOLS += $(O)/$(1)/$$(tool-name)
 $(O)/$(1)/$$(tool-name): $$(addprefix $(O)/$(1)/,$$(tool-y)) $$(LIBA)
 $(O)/$(1)/$$(tool-name): EXTRA_LDLIBS := $$(tool-ldlibs)
+# a tool with any .cc source links with the C++ driver (and its runtime)
+$(O)/$(1)/$$(tool-name): TOOL_LD := $$(if $$(wildcard $$(patsubst %.o,$(1)/%.cc,$$(tool-y))),CXX,CC)
 endef
 $(foreach d,$(TOOL_DIRS),$(eval $(call include_tool,$(d))))
 
@@ -111,7 +128,7 @@ EXAMPLES := $(O)/examples/demo
 KSFT_HDR := $(O)/include/kselftest_harness.h
 
 # ---- rules ---------------------------------------------------------------
-.PHONY: all lib tests tools examples check demo deps install uninstall clean help
+.PHONY: all lib tests tools examples check bench demo deps install uninstall clean help
 
 all: lib tools examples tests
 
@@ -167,8 +184,12 @@ $(O)/tools/%.o: tools/%.c
 	@mkdir -p $(@D)
 	$(call quiet,CC,$(@:$(O)/%=%))$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
+$(O)/tools/%.o: tools/%.cc
+	@mkdir -p $(@D)
+	$(call quiet,CXX,$(@:$(O)/%=%))$(CXX) $(ALL_CXXFLAGS) -MMD -MP -c -o $@ $<
+
 $(TOOLS):
-	$(call quiet,LD,$(@:$(O)/%=%))$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) \
+	$(call quiet,LD,$(@:$(O)/%=%))$($(TOOL_LD)) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) \
 		$(EXTRA_LDLIBS) $(LDLIBS)
 
 $(O)/examples/%.o: examples/%.c
@@ -188,6 +209,9 @@ $(O)/tests/build/static_test.o: ALL_TEST_CFLAGS += $(if $(SANITIZE),-DIPCX_TEST_
 $(O)/tests/build/symbols_test.o: ALL_TEST_CFLAGS += -DIPCX_LIBA='"$(abspath $(LIBA))"' \
 	-DIPCX_LIBSO='"$(abspath $(LIBSO))"' -DIPCX_NM='"$(NM)"'
 $(O)/tests/build/symbols_test: $(LIBA) $(LIBSO)
+$(O)/tests/bench/harness_test.o: ALL_TEST_CFLAGS += \
+	-DIPCX_BENCH_BIN='"$(abspath $(O)/tools/bench/ipcx-bench)"'
+$(O)/tests/bench/harness_test: $(O)/tools/bench/ipcx-bench
 
 # ---- running -------------------------------------------------------------
 deps:
@@ -196,6 +220,12 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/run-tests.sh $(TESTS)
+
+BENCH := $(O)/tools/bench/ipcx-bench
+BENCH_ARGS ?=
+bench: deps
+	@$(MAKE) --no-print-directory $(BENCH)
+	@$(BENCH) $(BENCH_ARGS)
 
 demo: deps
 	@$(MAKE) --no-print-directory $(EXAMPLES)
@@ -227,6 +257,8 @@ help:
 	@echo 'Targets:'
 	@echo '  all        library (libipcx.a, libipcx.so, ipcx.pc), tools, examples, tests'
 	@echo '  check      build and run every kselftest program; ends with a check: line'
+	@echo '  bench      build and run the benchmarks: ipcx beside Boost, POSIX and the floors'
+	@echo '             BENCH_ARGS="--quick --only NAME,.. --json FILE --plot DIR --list"'
 	@echo '  demo       run the two-process demo'
 	@echo '  deps       install the Debian packages the build needs (root), or print the command'
 	@echo '  install    install to $$(DESTDIR)$$(PREFIX) (PREFIX LIBDIR INCLUDEDIR BINDIR)'
@@ -235,5 +267,6 @@ help:
 	@echo 'Variables:'
 	@echo '  V=1        print full commands        O=dir   build folder (default build)'
 	@echo '  CC=clang   another compiler           SANITIZE=address,undefined | thread'
+	@echo '  CXX=g++    C++ compiler of the Boost peers in tools/bench (default follows CC)'
 
 -include $(LIB_OBJS:.o=.d) $(TESTS:=.d) $(wildcard $(O)/tools/*/*.d $(O)/examples/*.d)

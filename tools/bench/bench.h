@@ -15,7 +15,9 @@
  *	BENCH_CASE("sem_pingpong", "ipcx", "ns/rtt", my_row);
  *
  * and list the file in tools/bench/Kbuild. Bench and impl names are a
- * contract (see the harness's README section).
+ * contract (see Documentation/bench.md). The harness calls fn in a fresh
+ * process pinned to env->cpu[0], with a watchdog; the row may fork (pin the
+ * other side to env->cpu[1]). Optional helpers: bench_util.h.
  */
 #ifndef IPCX_BENCH_H
 #define IPCX_BENCH_H
@@ -39,7 +41,8 @@ struct bench_run {
 	/*
 	 * Latency samples in ns per operation (per round trip for ping-pongs;
 	 * per batch average for benches too fast to time singly). The harness
-	 * provides the buffer; set n. Percentiles come from these.
+	 * provides the buffer (cap >= env->iters + 10% + 100k); set n.
+	 * Percentiles come from these.
 	 */
 	uint64_t *samples;
 	size_t cap;
@@ -48,6 +51,12 @@ struct bench_run {
 	double ops_per_s;
 	/* Free text shown beside the row: "capacity 731 (kernel limit)", "2M pages". */
 	char note[96];
+	/*
+	 * Operations per sample (0 or 1: each sample is one operation). A row
+	 * timing batches may store the batch's total ns and set this to the
+	 * batch size; the harness divides, keeping sub-ns precision.
+	 */
+	uint32_t per_sample;
 };
 
 typedef int (*bench_fn)(const struct bench_env *env, struct bench_run *run);
