@@ -9,6 +9,7 @@
 #include <ipcx/features.h>
 #include <ipcx/layout.h>
 #include <ipcx/offptr.h>
+#include <ipcx/sync.h>
 #include <ipcx/uring.h>
 
 #endif /* IPCX_H */

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cond.c - condition variables that survive dead waiters.
+ *
+ * The only shared state is one sequence word: bit 0 says "somebody may be
+ * asleep", the other 31 bits count signals. A signal always bumps the
+ * count; it wakes (a syscall) only when the bit is set, and clears the bit
+ * again when its wake found nobody. A waiter reads the count while it
+ * still holds the mutex, releases the mutex, optionally spins until the
+ * count moves, then sets the bit (with a CAS that fails if the count moved)
+ * and sleeps on the word with the count it read. Any signal after the
+ * mutex release either moves the count before the waiter's CAS (the waiter
+ * leaves), or after it (the signaller sees the bit and wakes).
+ *
+ * Nothing here belongs to a waiter: no waiter count to decrement, no group
+ * to switch (the state glibc bug 21422 is about). A waiter SIGKILLed at any
+ * instruction leaves at most a stale bit, which costs the next signal one
+ * futex_wake that finds nobody and then clears it.
+ */
+#include <limits.h>
+
+#include "sync_priv.h"
+
+_Static_assert(sizeof(struct ipcx_cond) == 64, "struct ipcx_cond is ABI");
+_Static_assert(offsetof(struct ipcx_cond, seq) == 0, "futex word first");
+_Static_assert(offsetof(struct ipcx_cond, requeued) == 24, "struct ipcx_cond is ABI");
+
+#define SLEEPERS	1u
+
+static inline bool cond_ok(const struct ipcx_cond *c)
+{
+	return c && IPCX_LOAD_RELAXED(&c->magic) == IPCX_COND_MAGIC;
+}
+
+static inline bool mutex_ok(const struct ipcx_mutex *m)
+{
+	return m && IPCX_LOAD_RELAXED(&m->magic) == IPCX_MUTEX_MAGIC;
+}
+
+int ipcx_cond_init(struct ipcx_cond *c, const struct ipcx_cond_opts *opts)
+{
+	uint32_t flags;
+	int ret;
+
+	if (!c)
+		return -EINVAL;
+	ret = ipcx_opts_check(opts, sizeof(*opts));
+	if (ret)
+		return ret;
+	flags = IPCX_OPT(opts, flags, 0u);
+	if (flags & ~IPCX_SYNC_BLOCK)
+		return -EINVAL;
+	memset(c, 0, sizeof(*c));
+	c->flags = flags;
+	c->spin_ns = ipcx_spin_setting(flags, IPCX_OPT(opts, spin_ns, 0u));
+	c->sig_cpu = UINT32_MAX;
+	IPCX_STORE(&c->magic, IPCX_COND_MAGIC);
+	return 0;
+}
+
+int ipcx_cond_destroy(struct ipcx_cond *c)
+{
+	if (!cond_ok(c))
+		return -EINVAL;
+	IPCX_STORE(&c->magic, 0u);
+	return 0;
+}
+
+int ipcx_cond_timedwait(struct ipcx_cond *c, struct ipcx_mutex *m,
+			const struct timespec *abs_mono)
+{
+	uint32_t s0, v, depth, budget;
+	bool timedout = false, slept = false;
+	int ret;
+
+	if (!cond_ok(c) || !mutex_ok(m))
+		return -EINVAL;
+	if (abs_mono && !ipcx_timespec_valid(abs_mono))
+		return -EINVAL;
+	if (!ipcx_mutex_owned(m))
+		return -EPERM;
+
+	s0 = IPCX_LOAD(&c->seq) & ~SLEEPERS;	/* under the mutex */
+	depth = m->count;
+	m->count = 0;
+	ret = ipcx_mutex_unlock(m);
+	if (ret) {
+		m->count = depth;
+		return ret;
+	}
+
+	budget = ipcx_spin_budget(IPCX_LOAD_RELAXED(&c->spin_ns), &c->spin_fail,
+				  IPCX_LOAD_RELAXED(&c->sig_cpu));
+	if (budget) {
+		bool ok = ipcx_spin_while(&c->seq, ~SLEEPERS, s0, budget);
+
+		ipcx_spin_account(&c->spin_fail, ok);
+		if (ok)
+			goto relock;
+	}
+	for (;;) {
+		v = IPCX_LOAD(&c->seq);
+		if ((v & ~SLEEPERS) != s0)
+			break;
+		if (!(v & SLEEPERS)) {
+			if (!IPCX_CAS(&c->seq, &v, v | SLEEPERS))
+				continue;
+			v |= SLEEPERS;
+		}
+		ret = ipcx_wait_capped(&c->seq, v, abs_mono);
+		if (ret == -ETIMEDOUT) {
+			timedout = true;
+			break;
+		}
+		if (ret == 0)
+			slept = true;
+	}
+relock:
+	/*
+	 * A waiter that was requeued onto the mutex word must take the mutex
+	 * with FUTEX_WAITERS set, so its unlock wakes the next one.
+	 */
+	if (slept && IPCX_LOAD_RELAXED(&c->requeued))
+		ret = ipcx_mutex_lock_contended(m);
+	else
+		ret = ipcx_mutex_lock(m);
+	if (ret == 0 || ret == -EOWNERDEAD)
+		m->count = depth;
+	if (ret)
+		return ret;
+	return timedout ? -ETIMEDOUT : 0;
+}
+
+int ipcx_cond_wait(struct ipcx_cond *c, struct ipcx_mutex *m)
+{
+	return ipcx_cond_timedwait(c, m, NULL);
+}
+
+/* After a wake of everybody (or of nobody): clear the sleepers bit, unless
+ * the word moved on meanwhile. */
+static inline void clear_sleepers(struct ipcx_cond *c, uint32_t v)
+{
+	IPCX_CAS(&c->seq, &v, v & ~SLEEPERS);
+}
+
+int ipcx_cond_signal(struct ipcx_cond *c)
+{
+	uint32_t old;
+
+	if (!cond_ok(c))
+		return -EINVAL;
+	old = __atomic_fetch_add(&c->seq, 2u, __ATOMIC_ACQ_REL);
+	IPCX_STORE_RELAXED(&c->sig_cpu, ipcx_cpu());
+	if (old & SLEEPERS) {
+		if (ipcx_futex_wake(&c->seq, 1, true) == 0)
+			clear_sleepers(c, old + 2u);
+	}
+	return 0;
+}
+
+int ipcx_cond_broadcast(struct ipcx_cond *c)
+{
+	uint32_t old;
+
+	if (!cond_ok(c))
+		return -EINVAL;
+	old = __atomic_fetch_add(&c->seq, 2u, __ATOMIC_ACQ_REL);
+	IPCX_STORE_RELAXED(&c->sig_cpu, ipcx_cpu());
+	if (old & SLEEPERS) {
+		ipcx_futex_wake(&c->seq, INT_MAX, true);
+		clear_sleepers(c, old + 2u);
+	}
+	return 0;
+}
+
+int ipcx_cond_broadcast_mutex(struct ipcx_cond *c, struct ipcx_mutex *m)
+{
+	uint32_t old;
+	int ret;
+
+	if (!cond_ok(c) || !mutex_ok(m))
+		return -EINVAL;
+	if (!ipcx_mutex_owned(m))
+		return -EPERM;
+	if (m->flags & IPCX_MUTEX_PI)
+		return ipcx_cond_broadcast(c);
+	old = __atomic_fetch_add(&c->seq, 2u, __ATOMIC_ACQ_REL);
+	IPCX_STORE_RELAXED(&c->sig_cpu, ipcx_cpu());
+	if (!(old & SLEEPERS))
+		return 0;
+	if (!IPCX_LOAD_RELAXED(&c->requeued))
+		IPCX_STORE(&c->requeued, 1u);
+	/* We hold m: our unlock will see FUTEX_WAITERS and wake the first. */
+	__atomic_fetch_or(&m->lock, (uint32_t)FUTEX_WAITERS, __ATOMIC_ACQ_REL);
+	ret = ipcx_futex_cmp_requeue(&c->seq, 0, &m->lock, INT_MAX, old + 2u, true);
+	if (ret < 0)	/* the word moved (another signal): wake them all instead */
+		ipcx_futex_wake(&c->seq, INT_MAX, true);
+	clear_sleepers(c, old + 2u);
+	return 0;
+}
