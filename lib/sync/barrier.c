@@ -55,6 +55,6 @@ int ipcx_barrier_wait(struct ipcx_barrier *b)
 		return IPCX_BARRIER_SERIAL;
 	}
 	while (IPCX_LOAD(&b->gen) == g)
-		ipcx_wait_capped(&b->gen, g, NULL);
+		ipcx_wait(&b->gen, g, NULL);
 	return 0;
 }

@@ -2,15 +2,20 @@
 /*
  * cond.c - condition variables that survive dead waiters.
  *
- * The only shared state is one sequence word: bit 0 says "somebody may be
- * asleep", the other 31 bits count signals. A signal always bumps the
- * count; it wakes (a syscall) only when the bit is set, and clears the bit
- * again when its wake found nobody. A waiter reads the count while it
- * still holds the mutex, releases the mutex, optionally spins until the
- * count moves, then sets the bit (with a CAS that fails if the count moved)
- * and sleeps on the word with the count it read. Any signal after the
- * mutex release either moves the count before the waiter's CAS (the waiter
- * leaves), or after it (the signaller sees the bit and wakes).
+ * The only shared state is one sequence word: bits 8-31 count signals,
+ * bits 1-7 count arrivals of sleepers, bit 0 says "somebody may be asleep".
+ * A signal always bumps the signal count; it wakes (a syscall) only when
+ * the bit is set, and when that wake finds nobody in the kernel it clears
+ * the bit with a CAS expecting the word it wrote, so that a sleeper that
+ * arrived meanwhile (and changed the arrivals) keeps it set.
+ *
+ * A waiter reads the signal count while it still holds the mutex, releases
+ * the mutex, optionally spins until the count moves, then bumps the
+ * arrivals and sets the bit in one CAS that fails if the count moved, and
+ * sleeps expecting that exact word. Any signal after the mutex release
+ * either moves the count before the waiter's CAS (the waiter leaves), or
+ * after it (the signaller sees the bit and wakes, and the waiter's sleep
+ * fails with EAGAIN if it was not in the kernel yet).
  *
  * Nothing here belongs to a waiter: no waiter count to decrement, no group
  * to switch (the state glibc bug 21422 is about). A waiter SIGKILLed at any
@@ -25,7 +30,11 @@ _Static_assert(sizeof(struct ipcx_cond) == 64, "struct ipcx_cond is ABI");
 _Static_assert(offsetof(struct ipcx_cond, seq) == 0, "futex word first");
 _Static_assert(offsetof(struct ipcx_cond, requeued) == 24, "struct ipcx_cond is ABI");
 
-#define SLEEPERS	1u
+#define SLEEPERS	0x00000001u
+#define ARRIVALS	0x000000feu
+#define ARRIVAL		0x00000002u
+#define SIGNALS		0xffffff00u
+#define SIGNAL		0x00000100u
 
 static inline bool cond_ok(const struct ipcx_cond *c)
 {
@@ -69,7 +78,7 @@ int ipcx_cond_destroy(struct ipcx_cond *c)
 int ipcx_cond_timedwait(struct ipcx_cond *c, struct ipcx_mutex *m,
 			const struct timespec *abs_mono)
 {
-	uint32_t s0, v, depth, budget;
+	uint32_t s0, v, nv, depth, budget;
 	bool timedout = false, slept = false;
 	int ret;
 
@@ -80,7 +89,7 @@ int ipcx_cond_timedwait(struct ipcx_cond *c, struct ipcx_mutex *m,
 	if (!ipcx_mutex_owned(m))
 		return -EPERM;
 
-	s0 = IPCX_LOAD(&c->seq) & ~SLEEPERS;	/* under the mutex */
+	s0 = IPCX_LOAD(&c->seq) & SIGNALS;	/* under the mutex */
 	depth = m->count;
 	m->count = 0;
 	ret = ipcx_mutex_unlock(m);
@@ -89,10 +98,18 @@ int ipcx_cond_timedwait(struct ipcx_cond *c, struct ipcx_mutex *m,
 		return ret;
 	}
 
+	/*
+	 * Name the mutex in list_op_pending while we wait: if we are killed
+	 * after a requeue moved us onto the mutex word and its unlock woke
+	 * us, the kernel sees a pending, ownerless mutex and wakes the next
+	 * sleeper, so the chain of requeued waiters does not stall.
+	 */
+	if (!(m->flags & IPCX_MUTEX_PI))
+		ipcx_robust_pending(ipcx_self(), &m->robust_next, 0);
 	budget = ipcx_spin_budget(IPCX_LOAD_RELAXED(&c->spin_ns), &c->spin_fail,
 				  IPCX_LOAD_RELAXED(&c->sig_cpu));
 	if (budget) {
-		bool ok = ipcx_spin_while(&c->seq, ~SLEEPERS, s0, budget);
+		bool ok = ipcx_spin_while(&c->seq, SIGNALS, s0, budget);
 
 		ipcx_spin_account(&c->spin_fail, ok);
 		if (ok)
@@ -100,14 +117,12 @@ int ipcx_cond_timedwait(struct ipcx_cond *c, struct ipcx_mutex *m,
 	}
 	for (;;) {
 		v = IPCX_LOAD(&c->seq);
-		if ((v & ~SLEEPERS) != s0)
+		if ((v & SIGNALS) != s0)
 			break;
-		if (!(v & SLEEPERS)) {
-			if (!IPCX_CAS(&c->seq, &v, v | SLEEPERS))
-				continue;
-			v |= SLEEPERS;
-		}
-		ret = ipcx_wait_capped(&c->seq, v, abs_mono);
+		nv = (v & ~ARRIVALS) | ((v + ARRIVAL) & ARRIVALS) | SLEEPERS;
+		if (!IPCX_CAS(&c->seq, &v, nv))
+			continue;
+		ret = ipcx_wait(&c->seq, nv, abs_mono);
 		if (ret == -ETIMEDOUT) {
 			timedout = true;
 			break;
@@ -149,11 +164,11 @@ int ipcx_cond_signal(struct ipcx_cond *c)
 
 	if (!cond_ok(c))
 		return -EINVAL;
-	old = __atomic_fetch_add(&c->seq, 2u, __ATOMIC_ACQ_REL);
+	old = __atomic_fetch_add(&c->seq, SIGNAL, __ATOMIC_ACQ_REL);
 	IPCX_STORE_RELAXED(&c->sig_cpu, ipcx_cpu());
 	if (old & SLEEPERS) {
 		if (ipcx_futex_wake(&c->seq, 1, true) == 0)
-			clear_sleepers(c, old + 2u);
+			clear_sleepers(c, old + SIGNAL);
 	}
 	return 0;
 }
@@ -164,11 +179,11 @@ int ipcx_cond_broadcast(struct ipcx_cond *c)
 
 	if (!cond_ok(c))
 		return -EINVAL;
-	old = __atomic_fetch_add(&c->seq, 2u, __ATOMIC_ACQ_REL);
+	old = __atomic_fetch_add(&c->seq, SIGNAL, __ATOMIC_ACQ_REL);
 	IPCX_STORE_RELAXED(&c->sig_cpu, ipcx_cpu());
 	if (old & SLEEPERS) {
 		ipcx_futex_wake(&c->seq, INT_MAX, true);
-		clear_sleepers(c, old + 2u);
+		clear_sleepers(c, old + SIGNAL);
 	}
 	return 0;
 }
@@ -184,7 +199,7 @@ int ipcx_cond_broadcast_mutex(struct ipcx_cond *c, struct ipcx_mutex *m)
 		return -EPERM;
 	if (m->flags & IPCX_MUTEX_PI)
 		return ipcx_cond_broadcast(c);
-	old = __atomic_fetch_add(&c->seq, 2u, __ATOMIC_ACQ_REL);
+	old = __atomic_fetch_add(&c->seq, SIGNAL, __ATOMIC_ACQ_REL);
 	IPCX_STORE_RELAXED(&c->sig_cpu, ipcx_cpu());
 	if (!(old & SLEEPERS))
 		return 0;
@@ -192,9 +207,9 @@ int ipcx_cond_broadcast_mutex(struct ipcx_cond *c, struct ipcx_mutex *m)
 		IPCX_STORE(&c->requeued, 1u);
 	/* We hold m: our unlock will see FUTEX_WAITERS and wake the first. */
 	__atomic_fetch_or(&m->lock, (uint32_t)FUTEX_WAITERS, __ATOMIC_ACQ_REL);
-	ret = ipcx_futex_cmp_requeue(&c->seq, 0, &m->lock, INT_MAX, old + 2u, true);
+	ret = ipcx_futex_cmp_requeue(&c->seq, 0, &m->lock, INT_MAX, old + SIGNAL, true);
 	if (ret < 0)	/* the word moved (another signal): wake them all instead */
 		ipcx_futex_wake(&c->seq, INT_MAX, true);
-	clear_sleepers(c, old + 2u);
+	clear_sleepers(c, old + SIGNAL);
 	return 0;
 }

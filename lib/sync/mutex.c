@@ -203,7 +203,7 @@ lock_slow(struct ipcx_mutex *m, struct ipcx_self *s, uint32_t v, const struct ti
 				continue;
 			v |= FUTEX_WAITERS;
 		}
-		ret = ipcx_wait_capped(&m->lock, v, dl);
+		ret = ipcx_wait(&m->lock, v, dl);
 		extra = FUTEX_WAITERS;
 		if (ret == -ETIMEDOUT)
 			goto out;

@@ -1,20 +1,33 @@
 // SPDX-License-Identifier: MIT
 /*
- * sem.c - counting semaphores on one futex word: the count in bits 0-30,
- * bit 31 saying "somebody may be asleep".
+ * sem.c - counting semaphores on one futex word: the count in bits 0-23,
+ * an arrivals counter in bits 24-30, bit 31 saying "somebody may be
+ * asleep".
  *
- * A post adds one and wakes one sleeper only when the bit is set; when that
- * wake finds nobody in the kernel it clears the bit again, so posts cost no
- * syscall once the sleepers are gone. A waiter sets the bit before it
- * sleeps with the value it saw; any post in between changes the word, so
- * the sleep fails with EAGAIN and the waiter looks again: no lost wake-up.
- * A waiter killed anywhere leaves at most a stale bit; the count itself
- * only ever changes by a successful CAS, so it is never lost or doubled.
+ * A waiter that finds the count at zero bumps the arrivals counter and sets
+ * the bit in one CAS, then sleeps expecting exactly that word: any post in
+ * between changes the word, the sleep fails with EAGAIN and the waiter
+ * looks again. A post adds one and wakes one sleeper only when the bit is
+ * set. When that wake finds nobody in the kernel, the post clears the bit
+ * with a CAS that expects the word it wrote: a waiter that registered in
+ * the meantime changed the arrivals, so the CAS fails and the bit stays.
+ * (Clearing without the arrivals counter loses wake-ups: a waiter that saw
+ * the bit already set would not write the word, and could be cleared away
+ * while it enters the kernel.) Posts therefore cost no syscall once the
+ * sleepers are gone.
+ *
+ * A waiter killed anywhere leaves at most a stale bit (one wasted wake);
+ * the count only ever changes by a successful CAS, so it is never lost or
+ * doubled.
  */
 #include "sync_priv.h"
 
 #define SLEEPERS	0x80000000u
-#define COUNT		0x7fffffffu
+#define ARRIVALS	0x7f000000u
+#define ARRIVAL		0x01000000u
+#define COUNT		0x00ffffffu
+
+_Static_assert(COUNT == IPCX_SEM_VALUE_MAX, "count field holds the maximum");
 
 _Static_assert(sizeof(struct ipcx_sem) == 64, "struct ipcx_sem is ABI");
 _Static_assert(offsetof(struct ipcx_sem, value) == 0, "futex word first");
@@ -70,11 +83,8 @@ int ipcx_sem_post(struct ipcx_sem *s)
 		if (ipcx_futex_wake(&s->value, 1, true) == 0) {
 			uint32_t nv = v + 1;
 
-			/* Nobody was asleep: later posts need not call the kernel. */
-			while (nv & SLEEPERS) {
-				if (IPCX_CAS(&s->value, &nv, nv & ~SLEEPERS))
-					break;
-			}
+			/* Nobody asleep and nobody arrived since: clear the bit. */
+			IPCX_CAS(&s->value, &nv, nv & ~SLEEPERS);
 		}
 	}
 	return 0;
@@ -82,7 +92,7 @@ int ipcx_sem_post(struct ipcx_sem *s)
 
 static int sem_wait(struct ipcx_sem *s, const struct timespec *dl, bool try)
 {
-	uint32_t v;
+	uint32_t v, nv;
 	bool spun = try;
 	int ret;
 
@@ -112,12 +122,10 @@ static int sem_wait(struct ipcx_sem *s, const struct timespec *dl, bool try)
 				continue;
 			}
 		}
-		if (!(v & SLEEPERS)) {
-			if (!IPCX_CAS(&s->value, &v, v | SLEEPERS))
-				continue;
-			v |= SLEEPERS;
-		}
-		ret = ipcx_wait_capped(&s->value, v, dl);
+		nv = (v & ~ARRIVALS) | ((v + ARRIVAL) & ARRIVALS) | SLEEPERS;
+		if (!IPCX_CAS(&s->value, &v, nv))
+			continue;
+		ret = ipcx_wait(&s->value, nv, dl);
 		if (ret == -ETIMEDOUT)
 			return ret;
 		v = IPCX_LOAD_RELAXED(&s->value);

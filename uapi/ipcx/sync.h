@@ -147,7 +147,7 @@ IPCX_API int ipcx_mutex_consistent(struct ipcx_mutex *m);
 /* ---- condition variable ------------------------------------------------ */
 
 struct ipcx_cond {
-	uint32_t seq;		/* futex word: signal count << 1 | waiters bit */
+	uint32_t seq;		/* futex word: signal count, arrivals, sleepers bit */
 	uint32_t magic;
 	uint32_t flags;
 	uint32_t spin_ns;
@@ -245,10 +245,10 @@ IPCX_API int ipcx_cond_broadcast_mutex(struct ipcx_cond *c, struct ipcx_mutex *m
 
 /* ---- semaphore --------------------------------------------------------- */
 
-#define IPCX_SEM_VALUE_MAX	0x7fffffffu
+#define IPCX_SEM_VALUE_MAX	0x00ffffffu	/* 16777215 */
 
 struct ipcx_sem {
-	uint32_t value;		/* futex word: count | waiters bit (bit 31) */
+	uint32_t value;		/* futex word: count, arrivals, sleepers bit */
 	uint32_t magic;
 	uint32_t flags;
 	uint32_t spin_ns;
