@@ -447,6 +447,55 @@ TEST_F(death, between_list_remove_and_release)
 	EXPECT_EQ(0, ipcx_mutex_unlock(&c->m));
 }
 
+/*
+ * A waiter woken by an unlock and killed before it takes the lock: the
+ * unlock cleared the word and spent its one wake-up on the dead process.
+ * The victim's list_op_pending names the ownerless mutex, so the kernel
+ * wakes the next sleeper. Simulated by hand: the holder releases the word
+ * without waking anybody, the "woken" process dies with the mutex pending.
+ */
+TEST_F(death, woken_waiter_killed_before_taking_it)
+{
+	struct counter *c = self->c;
+	struct ipcx_self *s;
+	pid_t w, victim;
+	uint64_t t0;
+
+	if (variant->flags & IPCX_MUTEX_PI)
+		SKIP(return, "PI hand-over is done by the kernel");
+	ASSERT_EQ(0, ipcx_mutex_lock(&c->m));
+	w = fork();
+	ASSERT_GE(w, 0);
+	if (w == 0)
+		_exit(ipcx_mutex_lock(&c->m) == 0 && ipcx_mutex_unlock(&c->m) == 0 ? 0 : 1);
+	/* wait until the waiter sleeps (FUTEX_WAITERS set) */
+	while (!(__atomic_load_n(&c->m.lock, __ATOMIC_ACQUIRE) & FUTEX_WAITERS))
+		usleep(1000);
+	t_sleep_ms(50);
+	/* release without a wake-up, as if it went to the victim */
+	s = ipcx_self();
+	ASSERT_NE(NULL, s);
+	ipcx_robust_pending(s, &c->m.robust_next, 0);
+	ipcx_robust_dequeue(&c->m.robust_next);
+	__atomic_store_n(&c->m.lock, 0, __ATOMIC_RELEASE);
+	ipcx_robust_pending_clear(s);
+	victim = fork();
+	ASSERT_GE(victim, 0);
+	if (victim == 0) {
+		struct ipcx_self *vs = ipcx_self();
+
+		if (!vs)
+			_exit(1);
+		ipcx_robust_pending(vs, &c->m.robust_next, 0);
+		raise(SIGKILL);
+		_exit(2);
+	}
+	EXPECT_EQ(128 + SIGKILL, t_wait(victim));
+	t0 = t_now_ns();
+	EXPECT_EQ(0, t_wait(w));
+	EXPECT_LT(t_now_ns() - t0, 5000000000ull);
+}
+
 /* Kill a busy locker at random instants, many times: never a wedge. */
 TEST_F(death, killed_at_random_points)
 {
