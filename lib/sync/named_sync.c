@@ -166,9 +166,12 @@ static int named_open(enum ipcx_kind kind, const char *name, unsigned int mode,
 
 static int named_close(void *obj, enum ipcx_kind kind)
 {
-	char *base = (char *)obj - OBJ_OFF;
+	char *base;
 
-	if (!obj || ((uintptr_t)base & ((uintptr_t)sysconf(_SC_PAGESIZE) - 1)))
+	if (!obj)
+		return -EINVAL;
+	base = (char *)obj - OBJ_OFF;
+	if ((uintptr_t)base & ((uintptr_t)sysconf(_SC_PAGESIZE) - 1))
 		return -EINVAL;
 	if (ipcx_obj_header_check((const struct ipcx_obj_header *)base, kind))
 		return -EINVAL;
