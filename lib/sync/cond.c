@@ -75,12 +75,51 @@ int ipcx_cond_destroy(struct ipcx_cond *c)
 	return 0;
 }
 
+/*
+ * Wait, after the caller's lock was released, until the signal count moves
+ * away from @s0 (or a spurious wake-up). Return: 0 or -ETIMEDOUT;
+ * *@slept says whether we were woken by the kernel (so may have been
+ * requeued) rather than seeing the count move ourselves.
+ */
+static int cond_sleep(struct ipcx_cond *c, uint32_t s0, const struct timespec *abs_mono,
+		      bool *slept)
+{
+	uint32_t v, nv, budget;
+	int ret;
+
+	*slept = false;
+	budget = ipcx_spin_budget(IPCX_LOAD_RELAXED(&c->spin_ns), &c->spin_fail,
+				  IPCX_LOAD_RELAXED(&c->sig_cpu));
+	if (budget) {
+		bool ok = ipcx_spin_while(&c->seq, SIGNALS, s0, budget);
+
+		ipcx_spin_account(&c->spin_fail, ok);
+		if (ok)
+			return 0;
+	}
+	for (;;) {
+		v = IPCX_LOAD(&c->seq);
+		if ((v & SIGNALS) != s0)
+			return 0;
+		nv = (v & ~ARRIVALS) | ((v + ARRIVAL) & ARRIVALS) | SLEEPERS;
+		if (!IPCX_CAS(&c->seq, &v, nv))
+			continue;
+		ret = ipcx_wait(&c->seq, nv, abs_mono);
+		if (ret == -ETIMEDOUT)
+			return ret;
+		if (ret == 0)
+			*slept = true;
+		else if (ret != -EAGAIN)
+			return 0;	/* cannot sleep here: report a spurious wake-up */
+	}
+}
+
 int ipcx_cond_timedwait(struct ipcx_cond *c, struct ipcx_mutex *m,
 			const struct timespec *abs_mono)
 {
-	uint32_t s0, v, nv, depth, budget;
-	bool timedout = false, slept = false;
-	int ret;
+	uint32_t s0, depth;
+	bool slept;
+	int ret, waited;
 
 	if (!cond_ok(c) || !mutex_ok(m))
 		return -EINVAL;
@@ -106,31 +145,8 @@ int ipcx_cond_timedwait(struct ipcx_cond *c, struct ipcx_mutex *m,
 	 */
 	if (!(m->flags & IPCX_MUTEX_PI))
 		ipcx_robust_pending(ipcx_self(), &m->robust_next, 0);
-	budget = ipcx_spin_budget(IPCX_LOAD_RELAXED(&c->spin_ns), &c->spin_fail,
-				  IPCX_LOAD_RELAXED(&c->sig_cpu));
-	if (budget) {
-		bool ok = ipcx_spin_while(&c->seq, SIGNALS, s0, budget);
+	waited = cond_sleep(c, s0, abs_mono, &slept);
 
-		ipcx_spin_account(&c->spin_fail, ok);
-		if (ok)
-			goto relock;
-	}
-	for (;;) {
-		v = IPCX_LOAD(&c->seq);
-		if ((v & SIGNALS) != s0)
-			break;
-		nv = (v & ~ARRIVALS) | ((v + ARRIVAL) & ARRIVALS) | SLEEPERS;
-		if (!IPCX_CAS(&c->seq, &v, nv))
-			continue;
-		ret = ipcx_wait(&c->seq, nv, abs_mono);
-		if (ret == -ETIMEDOUT) {
-			timedout = true;
-			break;
-		}
-		if (ret == 0)
-			slept = true;
-	}
-relock:
 	/*
 	 * A waiter that was requeued onto the mutex word must take the mutex
 	 * with FUTEX_WAITERS set, so its unlock wakes the next one.
@@ -143,7 +159,30 @@ relock:
 		m->count = depth;
 	if (ret)
 		return ret;
-	return timedout ? -ETIMEDOUT : 0;
+	return waited;
+}
+
+int ipcx_cond_timedwait_any(struct ipcx_cond *c, int (*unlock)(void *arg),
+			    int (*lock)(void *arg), void *arg,
+			    const struct timespec *abs_mono)
+{
+	uint32_t s0;
+	bool slept;
+	int ret, waited;
+
+	if (!cond_ok(c) || !unlock || !lock)
+		return -EINVAL;
+	if (abs_mono && !ipcx_timespec_valid(abs_mono))
+		return -EINVAL;
+	s0 = IPCX_LOAD(&c->seq) & SIGNALS;	/* under the caller's lock */
+	ret = unlock(arg);
+	if (ret)
+		return ret < 0 ? ret : -EINVAL;
+	waited = cond_sleep(c, s0, abs_mono, &slept);
+	ret = lock(arg);
+	if (ret)
+		return ret < 0 ? ret : -EINVAL;
+	return waited;
 }
 
 int ipcx_cond_wait(struct ipcx_cond *c, struct ipcx_mutex *m)

@@ -371,6 +371,61 @@ TEST_F(cv, mutex_owner_dies_while_waiting)
 	EXPECT_EQ(0, ipcx_mutex_unlock(&sh->m));
 }
 
+/* condition_any: a semaphore used as the lock, through callbacks. */
+static int sem_unlock_cb(void *arg)
+{
+	return ipcx_sem_post(arg);
+}
+
+static int sem_lock_cb(void *arg)
+{
+	return ipcx_sem_wait(arg);
+}
+
+TEST_F(cv, wait_any_with_a_semaphore_lock)
+{
+	struct shared *sh = self->sh;
+	struct ipcx_sem *lk = (struct ipcx_sem *)((char *)sh + 4096);
+	struct timespec dl = t_deadline_ms(30);
+	pid_t pid;
+	int i;
+
+	ASSERT_EQ(0, ipcx_sem_init(lk, 1, NULL));
+	EXPECT_EQ(-EINVAL, ipcx_cond_timedwait_any(&sh->c, NULL, sem_lock_cb, lk, NULL));
+	ASSERT_EQ(0, ipcx_sem_wait(lk));
+	EXPECT_EQ(-ETIMEDOUT, ipcx_cond_timedwait_any(&sh->c, sem_unlock_cb, sem_lock_cb, lk, &dl));
+	EXPECT_EQ(0, ipcx_sem_value(lk));	/* re-acquired */
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		for (i = 0; i < 2000; i++) {
+			if (ipcx_sem_wait(lk))
+				_exit(1);
+			while (sh->turn != 1)
+				if (ipcx_cond_timedwait_any(&sh->c2, sem_unlock_cb, sem_lock_cb,
+							    lk, NULL))
+					_exit(2);
+			sh->turn = 0;
+			ipcx_cond_signal(&sh->c);
+			if (ipcx_sem_post(lk))
+				_exit(3);
+		}
+		_exit(0);
+	}
+	for (i = 0; i < 2000; i++) {
+		if (i) {
+			ASSERT_EQ(0, ipcx_sem_wait(lk));
+		}
+		sh->turn = 1;
+		ipcx_cond_signal(&sh->c2);
+		while (sh->turn != 0)
+			ASSERT_EQ(0, ipcx_cond_timedwait_any(&sh->c, sem_unlock_cb, sem_lock_cb,
+							     lk, NULL));
+		ASSERT_EQ(0, ipcx_sem_post(lk));
+	}
+	EXPECT_EQ(0, t_wait(pid));
+}
+
 /* Bounded buffer, 2 producers and 2 consumers: every item arrives once. */
 TEST_F(cv, bounded_buffer)
 {

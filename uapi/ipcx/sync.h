@@ -210,6 +210,27 @@ IPCX_API int ipcx_cond_timedwait(struct ipcx_cond *c, struct ipcx_mutex *m,
 				 const struct timespec *abs_mono);
 
 /**
+ * ipcx_cond_timedwait_any() - wait with any kind of lock (Boost's condition_any)
+ * @c: the condition variable
+ * @unlock: releases the caller's lock; returns 0 or -errno
+ * @lock: re-acquires it after the wait; returns 0 or -errno
+ * @arg: passed to @unlock and @lock (the lock object)
+ * @abs_mono: CLOCK_MONOTONIC deadline; NULL waits forever
+ *
+ * The caller holds its lock (a sharable lock, a file lock, ...) and
+ * signallers change the predicate under the same lock. Without an ipcx
+ * mutex there is no requeue and no owner-death report from the wait itself.
+ *
+ * Return: 0 with the lock re-acquired; -ETIMEDOUT with it re-acquired;
+ * @unlock's error (nothing waited, lock still held) or @lock's error (not
+ * held, unless @lock says otherwise, e.g. -EOWNERDEAD); -EINVAL for a bad
+ * object, NULL callbacks or a timespec out of range.
+ */
+IPCX_API int ipcx_cond_timedwait_any(struct ipcx_cond *c, int (*unlock)(void *arg),
+				     int (*lock)(void *arg), void *arg,
+				     const struct timespec *abs_mono);
+
+/**
  * ipcx_cond_signal() - wake at least one waiter, if any
  * @c: the condition variable
  *
