@@ -73,7 +73,7 @@ static inline uint32_t ipcx_spin_budget(uint32_t spin_ns, const uint32_t *fail,
 {
 	uint32_t f;
 
-	if (!spin_ns || ipcx_ncpus() < 2 || IPCX_LOAD_RELAXED(&peer_cpu) == ipcx_cpu())
+	if (!spin_ns || ipcx_ncpus() < 2 || peer_cpu == ipcx_cpu())
 		return 0;
 	f = IPCX_LOAD_RELAXED(fail);
 	return spin_ns >> (f < 4 ? f : 4);
