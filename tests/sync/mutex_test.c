@@ -392,6 +392,33 @@ TEST_F(death, not_recoverable)
 	EXPECT_EQ(0, ipcx_mutex_unlock(&c->m));
 }
 
+/* Try and timed variants on a held lock, then on a dead owner's lock. */
+TEST_F(death, try_timed_then_trylock_after_death)
+{
+	struct counter *c = self->c;
+	struct timespec past = t_deadline_ms(-1), dl;
+	uint64_t t0, dt;
+	pid_t pid = hold_and_hang(&c->m, &c->ready);
+
+	ASSERT_GT(pid, 0);
+	EXPECT_EQ(-EAGAIN, ipcx_mutex_trylock(&c->m));
+	t0 = t_now_ns();
+	EXPECT_EQ(-ETIMEDOUT, ipcx_mutex_timedlock(&c->m, &past));
+	EXPECT_LT(t_now_ns() - t0, 50000000ull);
+	dl = t_deadline_ms(100);
+	t0 = t_now_ns();
+	EXPECT_EQ(-ETIMEDOUT, ipcx_mutex_timedlock(&c->m, &dl));
+	dt = t_now_ns() - t0;
+	EXPECT_GE(dt, 95000000ull);
+	EXPECT_LT(dt, 2000000000ull);
+	EXPECT_EQ(128 + SIGKILL, kill_and_reap(pid));
+	ASSERT_EQ(-EOWNERDEAD, ipcx_mutex_trylock(&c->m));
+	EXPECT_EQ(0, ipcx_mutex_consistent(&c->m));
+	EXPECT_EQ(0, ipcx_mutex_unlock(&c->m));
+	EXPECT_EQ(0, ipcx_mutex_timedlock(&c->m, &past));
+	EXPECT_EQ(0, ipcx_mutex_unlock(&c->m));
+}
+
 /*
  * Death between the CAS that takes the word and the robust-list insert,
  * and between the list removal and the release: only list_op_pending
