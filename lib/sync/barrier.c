@@ -22,7 +22,7 @@ static inline bool barrier_ok(const struct ipcx_barrier *b)
 
 int ipcx_barrier_init(struct ipcx_barrier *b, unsigned int count)
 {
-	if (!b || !count || count > INT_MAX)
+	if (!b || ((uintptr_t)b & 7) || !count || count > INT_MAX)
 		return -EINVAL;
 	memset(b, 0, sizeof(*b));
 	b->count = count;
@@ -54,7 +54,11 @@ int ipcx_barrier_wait(struct ipcx_barrier *b)
 		ipcx_futex_wake(&b->gen, INT_MAX, true);
 		return IPCX_BARRIER_SERIAL;
 	}
-	while (IPCX_LOAD(&b->gen) == g)
-		ipcx_wait(&b->gen, g, NULL);
+	while (IPCX_LOAD(&b->gen) == g) {
+		int ret = ipcx_wait(&b->gen, g, NULL);
+
+		if (ret && ret != -EAGAIN)
+			return -EINVAL;	/* not a usable futex word */
+	}
 	return 0;
 }

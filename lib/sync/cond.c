@@ -51,7 +51,7 @@ int ipcx_cond_init(struct ipcx_cond *c, const struct ipcx_cond_opts *opts)
 	uint32_t flags;
 	int ret;
 
-	if (!c)
+	if (!c || ((uintptr_t)c & 7))
 		return -EINVAL;
 	ret = ipcx_opts_check(opts, sizeof(*opts));
 	if (ret)

@@ -41,7 +41,7 @@ int ipcx_mutex_init(struct ipcx_mutex *m, const struct ipcx_mutex_opts *opts)
 	uint32_t type, flags;
 	int ret;
 
-	if (!m)
+	if (!m || ((uintptr_t)m & 7))
 		return -EINVAL;
 	ret = ipcx_opts_check(opts, sizeof(*opts));
 	if (ret)

@@ -42,7 +42,7 @@ int ipcx_sem_init(struct ipcx_sem *s, unsigned int value, const struct ipcx_sem_
 	uint32_t flags;
 	int ret;
 
-	if (!s || value > IPCX_SEM_VALUE_MAX)
+	if (!s || ((uintptr_t)s & 7) || value > IPCX_SEM_VALUE_MAX)
 		return -EINVAL;
 	ret = ipcx_opts_check(opts, sizeof(*opts));
 	if (ret)
@@ -126,8 +126,8 @@ static int sem_wait(struct ipcx_sem *s, const struct timespec *dl, bool try)
 		if (!IPCX_CAS(&s->value, &v, nv))
 			continue;
 		ret = ipcx_wait(&s->value, nv, dl);
-		if (ret == -ETIMEDOUT)
-			return ret;
+		if (ret && ret != -EAGAIN)
+			return ret == -ETIMEDOUT ? ret : -EINVAL;
 		v = IPCX_LOAD_RELAXED(&s->value);
 	}
 }

@@ -23,6 +23,7 @@ TEST(bad_input)
 	memset(&b, 0x77, sizeof(b));
 	EXPECT_EQ(-EINVAL, ipcx_barrier_init(NULL, 2));
 	EXPECT_EQ(-EINVAL, ipcx_barrier_init(&b, 0));
+	EXPECT_EQ(-EINVAL, ipcx_barrier_init((struct ipcx_barrier *)((char *)&b + 4), 2));
 	EXPECT_EQ(-EINVAL, ipcx_barrier_wait(NULL));
 	EXPECT_EQ(-EINVAL, ipcx_barrier_wait(&b));
 	EXPECT_EQ(-EINVAL, ipcx_barrier_destroy(&b));

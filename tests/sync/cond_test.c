@@ -90,6 +90,7 @@ TEST(bad_input)
 	ASSERT_NE(NULL, sh);
 	memset(&junk, 0xa5, sizeof(junk));
 	EXPECT_EQ(-EINVAL, ipcx_cond_init(NULL, NULL));
+	EXPECT_EQ(-EINVAL, ipcx_cond_init((struct ipcx_cond *)((char *)sh + 2), NULL));
 	EXPECT_EQ(-EINVAL, ipcx_cond_signal(NULL));
 	EXPECT_EQ(-EINVAL, ipcx_cond_broadcast(NULL));
 	EXPECT_EQ(-EINVAL, ipcx_cond_signal(&junk));

@@ -62,6 +62,7 @@ TEST(bad_input)
 	ASSERT_NE(NULL, m);
 	memset(&junk, 0x5a, sizeof(junk));
 	EXPECT_EQ(-EINVAL, ipcx_mutex_init(NULL, NULL));
+	EXPECT_EQ(-EINVAL, ipcx_mutex_init((struct ipcx_mutex *)((char *)m + 4), NULL));
 	EXPECT_EQ(-EINVAL, ipcx_mutex_lock(NULL));
 	EXPECT_EQ(-EINVAL, ipcx_mutex_trylock(NULL));
 	EXPECT_EQ(-EINVAL, ipcx_mutex_unlock(NULL));

@@ -27,6 +27,7 @@ TEST(bad_input)
 	ASSERT_NE(NULL, sh);
 	memset(&junk, 0x11, sizeof(junk));
 	EXPECT_EQ(-EINVAL, ipcx_sem_init(NULL, 0, NULL));
+	EXPECT_EQ(-EINVAL, ipcx_sem_init((struct ipcx_sem *)((char *)sh + 1), 0, NULL));
 	EXPECT_EQ(-EINVAL, ipcx_sem_init(&sh->s, IPCX_SEM_VALUE_MAX + 1u, NULL));
 	EXPECT_EQ(-EINVAL, ipcx_sem_post(NULL));
 	EXPECT_EQ(-EINVAL, ipcx_sem_wait(NULL));

@@ -76,7 +76,7 @@ struct ipcx_mutex_opts {
  * @m: the mutex
  * @opts: options, or NULL for a normal, robust, spinning mutex
  *
- * Return: 0; -EINVAL for NULL, an unknown type or flag; -E2BIG for a larger
+ * Return: 0; -EINVAL for NULL, a misaligned @m, an unknown type or flag; -E2BIG for a larger
  * opts struct with non-zero unknown fields; -EOPNOTSUPP when the calling
  * thread's robust list cannot be shared (libc registered none, or at another
  * futex offset): ipcx mutexes are never silently non-robust; -EOPNOTSUPP
