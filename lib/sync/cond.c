@@ -157,6 +157,8 @@ int ipcx_cond_timedwait(struct ipcx_cond *c, struct ipcx_mutex *m,
 		ret = ipcx_mutex_lock(m);
 	if (ret == 0 || ret == -EOWNERDEAD)
 		m->count = depth;
+	else if (ipcx_self())	/* the mutex was destroyed under us */
+		ipcx_robust_pending_clear(ipcx_self());
 	if (ret)
 		return ret;
 	return waited;

@@ -11,6 +11,7 @@
 #include "kselftest_harness.h"
 #include "ipcx_test.h"
 #include <ipcx.h>
+#include "sync/robust.h"
 
 #define MAP_LEN 8192
 
@@ -252,6 +253,41 @@ TEST_F(cv, broadcast_mutex_requeues_all)
 	for (i = 0; i < 6; i++)
 		EXPECT_EQ(0, t_wait(pid[i]));
 	EXPECT_EQ(6u, sh->woken);
+}
+
+/*
+ * A requeued waiter is woken by the mutex unlock and killed before it takes
+ * the mutex: the unlock's one wake-up died with it. The waiter's
+ * list_op_pending names the mutex, so the kernel wakes the next requeued
+ * waiter. Simulated: release the mutex without a wake, kill a waiter.
+ */
+TEST_F(cv, requeued_waiter_killed_does_not_stall_the_rest)
+{
+	struct shared *sh = self->sh;
+	struct ipcx_self *s;
+	pid_t pid[3];
+	int i;
+
+	if (variant->flags & IPCX_MUTEX_PI)
+		SKIP(return, "no requeue for PI mutexes");
+	for (i = 0; i < 3; i++)
+		ASSERT_GE(pid[i] = flag_waiter(sh), 0);
+	wait_for_waiters(sh, 3);
+	ASSERT_EQ(0, ipcx_mutex_lock(&sh->m));
+	sh->flag = 1;
+	ASSERT_EQ(0, ipcx_cond_broadcast_mutex(&sh->c, &sh->m));
+	/* all three now sleep on the mutex word; release it silently */
+	s = ipcx_self();
+	ASSERT_NE(NULL, s);
+	ipcx_robust_pending(s, &sh->m.robust_next, 0);
+	ipcx_robust_dequeue(&sh->m.robust_next);
+	__atomic_store_n(&sh->m.lock, 0, __ATOMIC_RELEASE);
+	ipcx_robust_pending_clear(s);
+	kill(pid[0], SIGKILL);
+	EXPECT_EQ(128 + SIGKILL, t_wait(pid[0]));
+	for (i = 1; i < 3; i++)
+		EXPECT_EQ(0, t_wait(pid[i]));
+	EXPECT_EQ(2u, sh->woken);
 }
 
 /* Waiters SIGKILLed while asleep: later signals and broadcasts still work. */
