@@ -103,7 +103,7 @@ FIXTURE_TEARDOWN(sem)
 TEST_F(sem, eight_processes_exact_total)
 {
 	struct shared *sh = self->sh;
-	const int iters = 50000;
+	const int iters = 100000;
 	pid_t pid[8];
 	int i, n;
 
