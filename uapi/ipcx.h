@@ -10,8 +10,9 @@
 #include <ipcx/layout.h>
 #include <ipcx/offptr.h>
 #include <ipcx/shm.h>
-#include <ipcx/uring.h>
+#include <ipcx/sync.h>
 #include <ipcx/rwlock.h>
 #include <ipcx/filelock.h>
+#include <ipcx/uring.h>
 
 #endif /* IPCX_H */

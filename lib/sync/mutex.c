@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mutex.c - robust process-shared mutexes on futex(2).
+ *
+ * Lock word (offset 0): 0 when free, else the owner's TID, plus
+ * FUTEX_WAITERS once somebody sleeps (or may sleep) on it, plus
+ * FUTEX_OWNER_DIED set by the kernel when the owner died holding it (the
+ * kernel then clears the TID and wakes one waiter). IPCX_MUTEX_NOTREC_WORD
+ * (a TID no thread can have) marks a mutex that was unlocked after
+ * -EOWNERDEAD without being made consistent.
+ *
+ * Every owner links the mutex into its thread's robust list (robust.h)
+ * before the lock is considered taken, with list_op_pending naming it from
+ * before the CAS until after the list update: a death anywhere in between
+ * is seen by the kernel, which looks at the pending entry too.
+ *
+ * The PI variant keeps the same word format, which is the kernel's own for
+ * FUTEX_LOCK_PI2/UNLOCK_PI: user space only does the uncontended CAS, the
+ * kernel does the rest (and the priority boosting). Its list link has bit 0
+ * set, so the kernel's death handling treats it as PI.
+ */
+#include <limits.h>
+
+#include "sync_priv.h"
+
+enum { ST_CONSISTENT = 0, ST_INCONSISTENT = 1, ST_NOTREC = 2 };
+
+#define LK_TRY		1
+#define LK_CONTENDED	2
+
+_Static_assert(sizeof(struct ipcx_mutex) == 64, "struct ipcx_mutex is ABI");
+_Static_assert(offsetof(struct ipcx_mutex, lock) == 0, "lock word first");
+_Static_assert(offsetof(struct ipcx_mutex, robust_next) - offsetof(struct ipcx_mutex, lock) ==
+	       -IPCX_ROBUST_FUTEX_OFFSET, "node at glibc's futex offset");
+_Static_assert(offsetof(struct ipcx_mutex, robust_prev) + 8 ==
+	       offsetof(struct ipcx_mutex, robust_next), "node is {prev, next}");
+_Static_assert(offsetof(struct ipcx_mutex, spin_ns) == 40, "struct ipcx_mutex is ABI");
+
+int ipcx_mutex_init(struct ipcx_mutex *m, const struct ipcx_mutex_opts *opts)
+{
+	uint32_t type, flags;
+	int ret;
+
+	if (!m || ((uintptr_t)m & 7))
+		return -EINVAL;
+	ret = ipcx_opts_check(opts, sizeof(*opts));
+	if (ret)
+		return ret;
+	type = IPCX_OPT(opts, type, IPCX_MUTEX_NORMAL);
+	flags = IPCX_OPT(opts, flags, 0u);
+	if (type > IPCX_MUTEX_ERRORCHECK || (flags & ~(IPCX_SYNC_BLOCK | IPCX_MUTEX_PI)))
+		return -EINVAL;
+	/* Robust or nothing: never hand out a lock that a death would wedge. */
+	if (!(ipcx_features() & IPCX_FEAT_ROBUST_COTENANT) || ipcx_robust_check())
+		return -EOPNOTSUPP;
+	if ((flags & IPCX_MUTEX_PI) && !(ipcx_features() & IPCX_FEAT_FUTEX_PI))
+		return -EOPNOTSUPP;
+	memset(m, 0, sizeof(*m));
+	m->type = (uint16_t)type;
+	m->flags = (uint16_t)flags;
+	/* PI waiters sleep in the kernel, which spins on a running owner itself. */
+	m->spin_ns = (flags & IPCX_MUTEX_PI) ? 0 :
+		ipcx_spin_setting(flags, IPCX_OPT(opts, spin_ns, 0u));
+	m->owner_cpu = UINT32_MAX;
+	IPCX_STORE(&m->magic, IPCX_MUTEX_MAGIC);
+	return 0;
+}
+
+int ipcx_mutex_destroy(struct ipcx_mutex *m)
+{
+	uint32_t v;
+
+	if (!m || IPCX_LOAD_RELAXED(&m->magic) != IPCX_MUTEX_MAGIC)
+		return -EINVAL;
+	v = IPCX_LOAD(&m->lock);
+	if ((v & FUTEX_TID_MASK) && v != IPCX_MUTEX_NOTREC_WORD)
+		return -EBUSY;
+	IPCX_STORE(&m->magic, 0u);
+	return 0;
+}
+
+static inline void took(struct ipcx_mutex *m, struct ipcx_self *s, uintptr_t pi)
+{
+	ipcx_robust_enqueue(s, &m->robust_next, pi);
+	ipcx_robust_pending_clear(s);
+	IPCX_STORE_RELAXED(&m->owner_cpu, ipcx_cpu());
+}
+
+/* The owner locks again. */
+static int relock(struct ipcx_mutex *m)
+{
+	if (m->type != IPCX_MUTEX_RECURSIVE)
+		return -EDEADLK;
+	if (m->count >= UINT32_MAX - 1)
+		return -EAGAIN;
+	m->count++;
+	return 0;
+}
+
+static int unlock_slow(struct ipcx_mutex *m, struct ipcx_self *s);
+
+static int pi_lock(struct ipcx_mutex *m, struct ipcx_self *s, const struct timespec *dl,
+		   int how)
+{
+	uint32_t v = 0, tid = s->tid;
+	int ret;
+
+	ipcx_robust_pending(s, &m->robust_next, 1);
+	if (IPCX_CAS(&m->lock, &v, tid))
+		goto acquired;
+	if ((v & FUTEX_TID_MASK) == tid) {
+		ret = relock(m);
+		goto out;
+	}
+	if (how & LK_TRY) {
+		ret = (v & FUTEX_TID_MASK) ? -EAGAIN : ipcx_futex_trylock_pi(&m->lock, true);
+	} else {
+		do
+			ret = ipcx_futex_lock_pi(&m->lock, dl, true);
+		while (ret == -EINTR);
+	}
+	if (ret) {
+		if (ret == -EWOULDBLOCK || ret == -EBUSY)
+			ret = -EAGAIN;
+		goto out;
+	}
+acquired:
+	took(m, s, 1);
+	if (unlikely(m->state == ST_NOTREC)) {
+		unlock_slow(m, s);
+		return -ENOTRECOVERABLE;
+	}
+	v = IPCX_LOAD(&m->lock);
+	if (unlikely(v & FUTEX_OWNER_DIED)) {
+		__atomic_fetch_and(&m->lock, ~(uint32_t)FUTEX_OWNER_DIED, __ATOMIC_ACQ_REL);
+		m->count = 0;
+		m->state = ST_INCONSISTENT;
+		return -EOWNERDEAD;
+	}
+	return 0;
+out:
+	ipcx_robust_pending_clear(s);
+	return ret;
+}
+
+static int __attribute__((noinline))
+lock_slow(struct ipcx_mutex *m, struct ipcx_self *s, uint32_t v, const struct timespec *dl,
+	  int how)
+{
+	uint32_t tid = s->tid, extra = (how & LK_CONTENDED) ? FUTEX_WAITERS : 0;
+	bool spun = false;
+	int ret;
+
+	for (;;) {
+		if (unlikely(v == IPCX_MUTEX_NOTREC_WORD)) {
+			ret = -ENOTRECOVERABLE;
+			goto out;
+		}
+		if (!(v & FUTEX_TID_MASK)) {
+			/*
+			 * Free (perhaps left by a dead owner). Keep FUTEX_WAITERS:
+			 * others may sleep; after we slept ourselves, set it, since
+			 * we cannot know we were the last sleeper.
+			 */
+			uint32_t nv = tid | extra | (v & FUTEX_WAITERS);
+
+			if (!IPCX_CAS(&m->lock, &v, nv))
+				continue;
+			took(m, s, 0);
+			if (unlikely(v & FUTEX_OWNER_DIED)) {
+				m->count = 0;
+				m->state = ST_INCONSISTENT;
+				return -EOWNERDEAD;
+			}
+			return 0;
+		}
+		if ((v & FUTEX_TID_MASK) == tid) {
+			ret = relock(m);
+			goto out;
+		}
+		if (how & LK_TRY) {
+			ret = -EAGAIN;
+			goto out;
+		}
+		if (!spun) {
+			uint32_t budget = ipcx_spin_budget(m->spin_ns, &m->spin_fail,
+							   IPCX_LOAD_RELAXED(&m->owner_cpu));
+
+			spun = true;
+			if (budget) {
+				bool ok = ipcx_spin_while(&m->lock, FUTEX_TID_MASK,
+							  v & FUTEX_TID_MASK, budget);
+
+				ipcx_spin_account(&m->spin_fail, ok);
+				v = IPCX_LOAD(&m->lock);
+				continue;
+			}
+		}
+		/* Announce the sleeper first: unlock and the kernel's death
+		 * handling wake only words that say FUTEX_WAITERS. */
+		if (!(v & FUTEX_WAITERS)) {
+			if (!IPCX_CAS(&m->lock, &v, v | FUTEX_WAITERS))
+				continue;
+			v |= FUTEX_WAITERS;
+		}
+		ret = ipcx_wait(&m->lock, v, dl);
+		extra = FUTEX_WAITERS;
+		if (ret == -ETIMEDOUT)
+			goto out;
+		if (ret && ret != -EAGAIN) {
+			ret = -EINVAL;	/* a fault: the word is not usable memory */
+			goto out;
+		}
+		v = IPCX_LOAD(&m->lock);
+	}
+out:
+	ipcx_robust_pending_clear(s);
+	return ret;
+}
+
+static inline __attribute__((always_inline)) int
+lock_common(struct ipcx_mutex *m, const struct timespec *dl, int how)
+{
+	struct ipcx_self *s;
+	uint32_t v = 0;
+
+	if (unlikely(!m || IPCX_LOAD_RELAXED(&m->magic) != IPCX_MUTEX_MAGIC))
+		return -EINVAL;
+	if (unlikely(dl && !ipcx_timespec_valid(dl)))
+		return -EINVAL;
+	s = ipcx_self();
+	if (unlikely(!s))
+		return -EOPNOTSUPP;
+	if (unlikely(m->flags & IPCX_MUTEX_PI))
+		return pi_lock(m, s, dl, how);
+	ipcx_robust_pending(s, &m->robust_next, 0);
+	if (likely(IPCX_CAS(&m->lock, &v, s->tid | ((how & LK_CONTENDED) ? FUTEX_WAITERS : 0)))) {
+		took(m, s, 0);
+		return 0;
+	}
+	return lock_slow(m, s, v, dl, how);
+}
+
+int ipcx_mutex_lock(struct ipcx_mutex *m)
+{
+	return lock_common(m, NULL, 0);
+}
+
+int ipcx_mutex_trylock(struct ipcx_mutex *m)
+{
+	return lock_common(m, NULL, LK_TRY);
+}
+
+int ipcx_mutex_timedlock(struct ipcx_mutex *m, const struct timespec *abs_mono)
+{
+	return lock_common(m, abs_mono, 0);
+}
+
+int ipcx_mutex_lock_contended(struct ipcx_mutex *m)
+{
+	return lock_common(m, NULL, LK_CONTENDED);
+}
+
+static int __attribute__((noinline)) unlock_slow(struct ipcx_mutex *m, struct ipcx_self *s)
+{
+	uintptr_t pi = (m->flags & IPCX_MUTEX_PI) ? 1 : 0;
+	bool notrec = m->state != ST_CONSISTENT;
+	uint32_t v;
+
+	if (notrec)
+		m->state = ST_NOTREC;
+	ipcx_robust_pending(s, &m->robust_next, pi);
+	ipcx_robust_dequeue(&m->robust_next);
+	if (pi) {
+		/* Later PI lockers take it and see the state (see pi_lock). */
+		v = s->tid;
+		if (!IPCX_CAS(&m->lock, &v, 0u))
+			ipcx_futex_unlock_pi(&m->lock, true);
+	} else if (notrec) {
+		__atomic_store_n(&m->lock, IPCX_MUTEX_NOTREC_WORD, __ATOMIC_RELEASE);
+		ipcx_futex_wake(&m->lock, INT_MAX, true);
+	} else {
+		v = __atomic_exchange_n(&m->lock, 0u, __ATOMIC_RELEASE);
+		if (v & FUTEX_WAITERS)
+			ipcx_futex_wake(&m->lock, 1, true);
+	}
+	ipcx_robust_pending_clear(s);
+	return 0;
+}
+
+int ipcx_mutex_unlock(struct ipcx_mutex *m)
+{
+	struct ipcx_self *s;
+	uint32_t v;
+
+	if (unlikely(!m || IPCX_LOAD_RELAXED(&m->magic) != IPCX_MUTEX_MAGIC))
+		return -EINVAL;
+	s = ipcx_self();
+	if (unlikely(!s))
+		return -EOPNOTSUPP;
+	v = IPCX_LOAD_RELAXED(&m->lock);
+	if (unlikely((v & FUTEX_TID_MASK) != s->tid))
+		return -EPERM;
+	if (unlikely(m->count)) {
+		m->count--;
+		return 0;
+	}
+	if (unlikely(m->state != ST_CONSISTENT || (m->flags & IPCX_MUTEX_PI)))
+		return unlock_slow(m, s);
+	ipcx_robust_pending(s, &m->robust_next, 0);
+	ipcx_robust_dequeue(&m->robust_next);
+	v = __atomic_exchange_n(&m->lock, 0u, __ATOMIC_RELEASE);
+	if (unlikely(v & FUTEX_WAITERS))
+		ipcx_futex_wake(&m->lock, 1, true);
+	ipcx_robust_pending_clear(s);
+	return 0;
+}
+
+int ipcx_mutex_owned(const struct ipcx_mutex *m)
+{
+	struct ipcx_self *s = ipcx_self();
+
+	return s && (IPCX_LOAD_RELAXED(&m->lock) & FUTEX_TID_MASK) == s->tid;
+}
+
+int ipcx_mutex_consistent(struct ipcx_mutex *m)
+{
+	if (!m || IPCX_LOAD_RELAXED(&m->magic) != IPCX_MUTEX_MAGIC)
+		return -EINVAL;
+	if (!ipcx_mutex_owned(m))
+		return -EPERM;
+	if (m->state != ST_INCONSISTENT)
+		return -EINVAL;
+	m->state = ST_CONSISTENT;
+	return 0;
+}

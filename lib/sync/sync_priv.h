@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sync_priv.h - private helpers of lib/sync: option structs, the spin
+ * policy, and capped futex sleeps.
+ */
+#ifndef IPCX_SYNC_PRIV_H
+#define IPCX_SYNC_PRIV_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <ipcx/features.h>
+#include <ipcx/sync.h>
+
+#include "sys/sys.h"
+#include "robust.h"
+
+#define IPCX_MUTEX_MAGIC	0x58544d49u	/* "IMTX" */
+#define IPCX_COND_MAGIC		0x444e4349u	/* "ICND" */
+#define IPCX_SEM_MAGIC		0x4d455349u	/* "ISEM" */
+#define IPCX_BARRIER_MAGIC	0x52414249u	/* "IBAR" */
+
+#define IPCX_LOAD(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define IPCX_LOAD_RELAXED(p)	__atomic_load_n((p), __ATOMIC_RELAXED)
+#define IPCX_STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define IPCX_STORE_RELAXED(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define IPCX_CAS(p, expp, v)	\
+	__atomic_compare_exchange_n((p), (expp), (v), false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
+
+/*
+ * Extensible options: 0 if @opts (whose first member is its size) can be
+ * read as a struct of @known bytes; -EINVAL for a size smaller than the
+ * size field; -E2BIG for a larger struct with a non-zero unknown tail.
+ */
+static inline int ipcx_opts_check(const void *opts, size_t known)
+{
+	const unsigned char *p = opts;
+	size_t sz, i;
+
+	if (!opts)
+		return 0;
+	memcpy(&sz, opts, sizeof(sz));
+	if (sz < sizeof(size_t))
+		return -EINVAL;
+	for (i = known; i < sz; i++)
+		if (p[i])
+			return -E2BIG;
+	return 0;
+}
+
+/* A field of a caller's opts, or @def when absent or beyond its size. */
+#define IPCX_OPT(opts, field, def)					\
+	((opts) && offsetof(__typeof__(*(opts)), field) +		\
+	 sizeof((opts)->field) <= (opts)->sz ? (opts)->field : (def))
+
+static inline uint32_t ipcx_spin_setting(uint32_t flags, uint32_t spin_ns)
+{
+	if (flags & IPCX_SYNC_BLOCK)
+		return 0;
+	return spin_ns ? spin_ns : IPCX_SPIN_DEFAULT_NS;
+}
+
+int ipcx_ncpus(void);
+
+/*
+ * How long to spin before sleeping: nothing when the object says block,
+ * on a single CPU, or when the peer we wait for last ran on our CPU (it
+ * cannot run while we spin there); less after repeated failed spins.
+ */
+static inline uint32_t ipcx_spin_budget(uint32_t spin_ns, const uint32_t *fail,
+					uint32_t peer_cpu)
+{
+	uint32_t f;
+
+	if (!spin_ns || ipcx_ncpus() < 2 || peer_cpu == ipcx_cpu())
+		return 0;
+	f = IPCX_LOAD_RELAXED(fail);
+	return spin_ns >> (f < 4 ? f : 4);
+}
+
+static inline void ipcx_spin_account(uint32_t *fail, bool ok)
+{
+	uint32_t f = IPCX_LOAD_RELAXED(fail);
+
+	if (ok) {
+		if (f)
+			IPCX_STORE_RELAXED(fail, 0);
+	} else if (f < 16) {
+		IPCX_STORE_RELAXED(fail, f + 1);
+	}
+}
+
+static inline void ipcx_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	ipcx_barrier_compiler();
+#endif
+}
+
+/*
+ * Spin while (*w & mask) == val, for at most @budget_ns.
+ * Return: true if the word changed, false if the budget ran out.
+ */
+static inline bool ipcx_spin_while(const uint32_t *w, uint32_t mask, uint32_t val,
+				   uint32_t budget_ns)
+{
+	uint64_t end = ipcx_now_ns(CLOCK_MONOTONIC) + budget_ns;
+	unsigned int i;
+
+	for (i = 1;; i++) {
+		if ((IPCX_LOAD_RELAXED(w) & mask) != val)
+			return true;
+		ipcx_cpu_relax();
+		if (!(i & 31) && ipcx_now_ns(CLOCK_MONOTONIC) >= end)
+			return false;
+	}
+}
+
+/*
+ * futex_wait on a shared word until @abs_mono (NULL: forever).
+ * Return: 0 (woken, maybe spuriously: re-check), -EAGAIN (the word
+ * changed), -ETIMEDOUT (the deadline passed), -EFAULT.
+ *
+ * No sleep carries a timer of its own: arming one costs about 1.5 us per
+ * sleep in a VM (measured), as much as the rest of a hand-off. A mutex
+ * waiter woken and killed before it takes the lock is covered by the
+ * kernel instead: its list_op_pending names the mutex, whose owner TID is
+ * 0, and the kernel's death handling then wakes the next waiter.
+ */
+static inline int ipcx_wait(uint32_t *w, uint32_t val, const struct timespec *abs_mono)
+{
+	int ret = ipcx_futex_wait(w, val, abs_mono, true);
+
+	return ret == -EINTR ? 0 : ret;
+}
+
+/* Has the caller's absolute deadline passed? */
+static inline bool ipcx_deadline_passed(const struct timespec *abs_mono)
+{
+	return abs_mono && ipcx_now_ns(CLOCK_MONOTONIC) >=
+		(uint64_t)abs_mono->tv_sec * 1000000000ull + (uint64_t)abs_mono->tv_nsec;
+}
+
+/* Mutex internals used by the condition variable. */
+#define IPCX_MUTEX_NOTREC_WORD	FUTEX_TID_MASK	/* lock word of a not-recoverable mutex */
+int ipcx_mutex_lock_contended(struct ipcx_mutex *m);
+int ipcx_mutex_owned(const struct ipcx_mutex *m);
+
+#endif /* IPCX_SYNC_PRIV_H */

@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: MIT
+/*
+ * sem_test - semaphores (lib/sync/sem.c) across processes: post/wait/try/
+ * timed on real clocks, overflow, exact totals with a semaphore as the
+ * lock, producers and consumers with no lost wake-up, waiters SIGKILLed
+ * mid-wait, bad input.
+ */
+#include "kselftest_harness.h"
+#include "ipcx_test.h"
+#include <ipcx.h>
+
+#define MAP_LEN 4096
+
+struct shared {
+	struct ipcx_sem s;
+	struct ipcx_sem items;
+	uint64_t count;
+	uint64_t got;
+};
+
+TEST(bad_input)
+{
+	struct shared *sh = t_shared(MAP_LEN);
+	struct ipcx_sem junk;
+	struct timespec bad = { 0, 1000000000L };
+
+	ASSERT_NE(NULL, sh);
+	memset(&junk, 0x11, sizeof(junk));
+	EXPECT_EQ(-EINVAL, ipcx_sem_init(NULL, 0, NULL));
+	EXPECT_EQ(-EINVAL, ipcx_sem_init((struct ipcx_sem *)((char *)sh + 1), 0, NULL));
+	EXPECT_EQ(-EINVAL, ipcx_sem_init(&sh->s, IPCX_SEM_VALUE_MAX + 1u, NULL));
+	EXPECT_EQ(-EINVAL, ipcx_sem_post(NULL));
+	EXPECT_EQ(-EINVAL, ipcx_sem_wait(NULL));
+	EXPECT_EQ(-EINVAL, ipcx_sem_trywait(&junk));
+	EXPECT_EQ(-EINVAL, ipcx_sem_post(&junk));
+	EXPECT_EQ(-EINVAL, ipcx_sem_value(&junk));
+	EXPECT_EQ(-EINVAL, ipcx_sem_destroy(&junk));
+	ASSERT_EQ(0, ipcx_sem_init(&sh->s, 0, NULL));
+	EXPECT_EQ(-EINVAL, ipcx_sem_timedwait(&sh->s, &bad));
+	EXPECT_EQ(0, ipcx_sem_destroy(&sh->s));
+	EXPECT_EQ(-EINVAL, ipcx_sem_post(&sh->s));
+	munmap(sh, MAP_LEN);
+}
+
+TEST(post_wait_try_timed_value_overflow)
+{
+	struct shared *sh = t_shared(MAP_LEN);
+	struct timespec past = t_deadline_ms(-1), dl;
+	uint64_t t0, dt;
+
+	ASSERT_NE(NULL, sh);
+	ASSERT_EQ(0, ipcx_sem_init(&sh->s, 2, NULL));
+	EXPECT_EQ(2, ipcx_sem_value(&sh->s));
+	EXPECT_EQ(0, ipcx_sem_trywait(&sh->s));
+	EXPECT_EQ(0, ipcx_sem_timedwait(&sh->s, &past));	/* past deadline, available: ok */
+	EXPECT_EQ(-EAGAIN, ipcx_sem_trywait(&sh->s));
+	t0 = t_now_ns();
+	EXPECT_EQ(-ETIMEDOUT, ipcx_sem_timedwait(&sh->s, &past));
+	EXPECT_LT(t_now_ns() - t0, 50000000ull);
+	dl = t_deadline_ms(150);
+	t0 = t_now_ns();
+	EXPECT_EQ(-ETIMEDOUT, ipcx_sem_timedwait(&sh->s, &dl));
+	dt = t_now_ns() - t0;
+	EXPECT_GE(dt, 145000000ull);
+	EXPECT_LT(dt, 2000000000ull);
+	EXPECT_EQ(0, ipcx_sem_post(&sh->s));
+	EXPECT_EQ(1, ipcx_sem_value(&sh->s));
+	EXPECT_EQ(0, ipcx_sem_wait(&sh->s));
+	ASSERT_EQ(0, ipcx_sem_init(&sh->s, IPCX_SEM_VALUE_MAX - 1, NULL));
+	EXPECT_EQ(0, ipcx_sem_post(&sh->s));
+	EXPECT_EQ(-EOVERFLOW, ipcx_sem_post(&sh->s));
+	EXPECT_EQ((int)IPCX_SEM_VALUE_MAX, ipcx_sem_value(&sh->s));
+	munmap(sh, MAP_LEN);
+}
+
+FIXTURE(sem) {
+	struct shared *sh;
+};
+
+FIXTURE_VARIANT(sem) {
+	uint32_t flags;
+};
+
+FIXTURE_VARIANT_ADD(sem, spin) { .flags = 0 };
+FIXTURE_VARIANT_ADD(sem, block) { .flags = IPCX_SYNC_BLOCK };
+
+FIXTURE_SETUP(sem)
+{
+	IPCX_OPTS(ipcx_sem_opts, o, .flags = variant->flags);
+
+	self->sh = t_shared(MAP_LEN);
+	ASSERT_NE(NULL, self->sh);
+	ASSERT_EQ(0, ipcx_sem_init(&self->sh->s, 1, &o));
+	ASSERT_EQ(0, ipcx_sem_init(&self->sh->items, 0, &o));
+}
+
+FIXTURE_TEARDOWN(sem)
+{
+	munmap(self->sh, MAP_LEN);
+}
+
+/* A binary semaphore as the lock: 8 processes, exact total. */
+TEST_F(sem, eight_processes_exact_total)
+{
+	struct shared *sh = self->sh;
+	const int iters = 100000;
+	pid_t pid[8];
+	int i, n;
+
+	for (i = 0; i < 8; i++) {
+		pid[i] = fork();
+		ASSERT_GE(pid[i], 0);
+		if (pid[i] == 0) {
+			for (n = 0; n < iters; n++) {
+				if (ipcx_sem_wait(&sh->s))
+					_exit(1);
+				sh->count++;
+				if (ipcx_sem_post(&sh->s))
+					_exit(2);
+			}
+			_exit(0);
+		}
+	}
+	for (i = 0; i < 8; i++)
+		EXPECT_EQ(0, t_wait(pid[i]));
+	EXPECT_EQ((uint64_t)iters * 8, sh->count);
+	EXPECT_EQ(1, ipcx_sem_value(&sh->s));
+}
+
+/* 4 producers post, 4 consumers wait: every token is taken exactly once. */
+TEST_F(sem, producers_consumers)
+{
+	struct shared *sh = self->sh;
+	const int per = 20000;
+	pid_t pid[8];
+	int i, n;
+
+	for (i = 0; i < 8; i++) {
+		pid[i] = fork();
+		ASSERT_GE(pid[i], 0);
+		if (pid[i] == 0) {
+			for (n = 0; n < per; n++) {
+				if (i < 4 ? ipcx_sem_post(&sh->items) : ipcx_sem_wait(&sh->items))
+					_exit(1);
+				if (i >= 4)
+					__atomic_fetch_add(&sh->got, 1, __ATOMIC_RELAXED);
+			}
+			_exit(0);
+		}
+	}
+	for (i = 0; i < 8; i++)
+		EXPECT_EQ(0, t_wait(pid[i]));
+	EXPECT_EQ((uint64_t)per * 4, sh->got);
+	EXPECT_EQ(0, ipcx_sem_value(&sh->items));
+}
+
+/* Sleepers SIGKILLed mid-wait: the count is intact, posts still wake others. */
+TEST_F(sem, dead_waiters_lose_nothing)
+{
+	struct shared *sh = self->sh;
+	pid_t dead[3], live[2];
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		dead[i] = fork();
+		ASSERT_GE(dead[i], 0);
+		if (dead[i] == 0)
+			_exit(ipcx_sem_wait(&sh->items) ? 1 : 5);
+	}
+	t_sleep_ms(150);
+	for (i = 0; i < 3; i++) {
+		kill(dead[i], SIGKILL);
+		EXPECT_EQ(128 + SIGKILL, t_wait(dead[i]));
+	}
+	EXPECT_EQ(0, ipcx_sem_value(&sh->items));
+	for (i = 0; i < 2; i++) {
+		live[i] = fork();
+		ASSERT_GE(live[i], 0);
+		if (live[i] == 0) {
+			struct timespec dl = t_deadline_ms(10000);
+
+			_exit(ipcx_sem_timedwait(&sh->items, &dl) ? 1 : 0);
+		}
+	}
+	t_sleep_ms(150);
+	EXPECT_EQ(0, ipcx_sem_post(&sh->items));
+	EXPECT_EQ(0, ipcx_sem_post(&sh->items));
+	for (i = 0; i < 2; i++)
+		EXPECT_EQ(0, t_wait(live[i]));
+	EXPECT_EQ(0, ipcx_sem_value(&sh->items));
+}
+
+/* Killed at random points of wait/post loops: value stays balanced. */
+TEST_F(sem, killed_at_random_points)
+{
+	struct shared *sh = self->sh;
+	int round;
+
+	srand(getpid());
+	for (round = 0; round < 30; round++) {
+		struct timespec dl;
+		pid_t pid = fork();
+
+		ASSERT_GE(pid, 0);
+		if (pid == 0) {
+			for (;;) {
+				if (ipcx_sem_wait(&sh->items))
+					_exit(1);
+				if (ipcx_sem_post(&sh->items))
+					_exit(2);
+			}
+		}
+		ASSERT_EQ(0, ipcx_sem_post(&sh->items));
+		usleep(rand() % 3000);
+		kill(pid, SIGKILL);
+		EXPECT_EQ(128 + SIGKILL, t_wait(pid));
+		/* The token is either in the semaphore or died with the victim
+		 * between its wait and its post: never two, never stuck. */
+		EXPECT_LE(ipcx_sem_value(&sh->items), 1);
+		dl = t_deadline_ms(0);
+		if (ipcx_sem_value(&sh->items) == 1)
+			ASSERT_EQ(0, ipcx_sem_timedwait(&sh->items, &dl));
+	}
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: MIT
+/*
+ * sync_bench.c - the ipcx rows of the synchronization benchmarks:
+ *
+ *   mutex_uncontended    ipcx          ns per lock+unlock (robust, one process)
+ *   mutex_handoff_2proc  ipcx          lock+unlock per second, two processes contending
+ *   cond_pingpong        ipcx          round trip through mutex + two conditions
+ *                        ipcx_block    the same, never spinning
+ *   sem_pingpong         ipcx          round trip through two semaphores
+ *                        ipcx_block    the same, never spinning
+ *
+ * Two-process rows pin the sides to env->cpu[0] and env->cpu[1] when set.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ipcx/sync.h>
+
+#include "bench.h"
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void *shared_map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static int reap(pid_t pid)
+{
+	int st;
+
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* Operations per run: the harness's suggestion, bounded by 5x our default
+ * (a sleeping ping-pong round trip can take 80 us on a noisy host). */
+static uint64_t iters_or(const struct bench_env *env, uint64_t def)
+{
+	uint64_t n = env->iters ? env->iters : def;
+
+	if (n > 5 * def)
+		n = 5 * def;
+	return env->quick && n > def / 4 ? def / 4 : n;
+}
+
+/* ---- mutex_uncontended ---------------------------------------------- */
+
+static int mutex_uncontended_ipcx(const struct bench_env *env, struct bench_run *run)
+{
+	const uint64_t batch = 1000;
+	uint64_t batches = iters_or(env, 2000000) / batch, b, i, t0;
+	struct ipcx_mutex *m = shared_map(4096);
+	int ret = 0;
+
+	if (!m)
+		return -ENOMEM;
+	ret = ipcx_mutex_init(m, NULL);
+	if (ret)
+		goto out;
+	pin(env->cpu[0]);
+	for (i = 0; i < 10000; i++) {		/* warm up */
+		ipcx_mutex_lock(m);
+		ipcx_mutex_unlock(m);
+	}
+	run->n = 0;
+	for (b = 0; b < batches; b++) {
+		t0 = now_ns();
+		for (i = 0; i < batch; i++) {
+			if (ipcx_mutex_lock(m) || ipcx_mutex_unlock(m)) {
+				ret = -EIO;
+				goto out;
+			}
+		}
+		if (run->n < run->cap)
+			run->samples[run->n++] = (now_ns() - t0) / batch;
+	}
+	snprintf(run->note, sizeof(run->note), "robust, ns per lock+unlock (batches of %llu)",
+		 (unsigned long long)batch);
+out:
+	munmap(m, 4096);
+	return ret;
+}
+BENCH_CASE("mutex_uncontended", "ipcx", "ns/op", mutex_uncontended_ipcx);
+
+/* ---- mutex_handoff_2proc -------------------------------------------- */
+
+struct handoff {
+	struct ipcx_mutex m;
+	uint64_t counter;
+	uint32_t go;
+	uint32_t ready;
+};
+
+static int mutex_handoff_2proc_ipcx(const struct bench_env *env, struct bench_run *run)
+{
+	uint64_t n = iters_or(env, 1000000), i, t0, dt;
+	struct handoff *h = shared_map(4096);
+	pid_t pid;
+	int ret;
+
+	if (!h)
+		return -ENOMEM;
+	ret = ipcx_mutex_init(&h->m, NULL);
+	if (ret)
+		goto out;
+	pid = fork();
+	if (pid < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (pid == 0) {
+		pin(env->cpu[1]);
+		__atomic_store_n(&h->ready, 1, __ATOMIC_RELEASE);
+		while (!__atomic_load_n(&h->go, __ATOMIC_ACQUIRE))
+			;
+		for (i = 0; i < n; i++) {
+			if (ipcx_mutex_lock(&h->m))
+				_exit(1);
+			h->counter++;
+			if (ipcx_mutex_unlock(&h->m))
+				_exit(2);
+		}
+		_exit(0);
+	}
+	pin(env->cpu[0]);
+	while (!__atomic_load_n(&h->ready, __ATOMIC_ACQUIRE))
+		;
+	t0 = now_ns();
+	__atomic_store_n(&h->go, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < n; i++) {
+		if (ipcx_mutex_lock(&h->m) || (h->counter++, ipcx_mutex_unlock(&h->m))) {
+			kill(pid, SIGKILL);
+			reap(pid);
+			ret = -EIO;
+			goto out;
+		}
+	}
+	ret = reap(pid);
+	dt = now_ns() - t0;
+	if (!ret && h->counter != 2 * n)
+		ret = -EIO;
+	if (!ret) {
+		run->ops_per_s = (double)(2 * n) * 1e9 / (double)dt;
+		run->n = 0;
+		if (run->cap)
+			run->samples[run->n++] = dt / (2 * n);
+		snprintf(run->note, sizeof(run->note), "robust, 2 x %llu lock+unlock",
+			 (unsigned long long)n);
+	}
+out:
+	munmap(h, 4096);
+	return ret;
+}
+BENCH_CASE("mutex_handoff_2proc", "ipcx", "ops/s", mutex_handoff_2proc_ipcx);
+
+/* ---- ping-pongs ------------------------------------------------------- */
+
+struct pingpong {
+	struct ipcx_mutex m;
+	struct ipcx_cond c[2];
+	struct ipcx_sem s[2];
+	uint32_t turn;
+	uint32_t stop;
+};
+
+/* One round trip: side 0 hands the turn to side 1 and waits to get it back. */
+static int cond_pass(struct pingpong *p, int me)
+{
+	if (ipcx_mutex_lock(&p->m))
+		return -1;
+	p->turn = !me;
+	if (ipcx_cond_signal(&p->c[!me]))
+		return -1;
+	while (p->turn != (uint32_t)me && !p->stop)
+		if (ipcx_cond_wait(&p->c[me], &p->m))
+			return -1;
+	return ipcx_mutex_unlock(&p->m);
+}
+
+static int sem_pass(struct pingpong *p, int me)
+{
+	if (ipcx_sem_post(&p->s[!me]))
+		return -1;
+	return ipcx_sem_wait(&p->s[me]);
+}
+
+static int pingpong(const struct bench_env *env, struct bench_run *run, bool cond,
+		    uint32_t flags)
+{
+	uint64_t n = iters_or(env, 20000), warm = n / 10 + 100, i, t0;
+	struct pingpong *p = shared_map(4096);
+	IPCX_OPTS(ipcx_mutex_opts, mo, .flags = flags);
+	IPCX_OPTS(ipcx_cond_opts, co, .flags = flags);
+	IPCX_OPTS(ipcx_sem_opts, so, .flags = flags);
+	pid_t pid;
+	int ret;
+
+	if (!p)
+		return -ENOMEM;
+	ret = ipcx_mutex_init(&p->m, &mo);
+	if (!ret)
+		ret = ipcx_cond_init(&p->c[0], &co);
+	if (!ret)
+		ret = ipcx_cond_init(&p->c[1], &co);
+	if (!ret)
+		ret = ipcx_sem_init(&p->s[0], 0, &so);
+	if (!ret)
+		ret = ipcx_sem_init(&p->s[1], 0, &so);
+	if (ret)
+		goto out;
+	p->turn = 0;
+	pid = fork();
+	if (pid < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (pid == 0) {
+		pin(env->cpu[1]);
+		if (cond) {
+			if (ipcx_mutex_lock(&p->m))
+				_exit(1);
+			for (;;) {
+				while (p->turn != 1)
+					if (ipcx_cond_wait(&p->c[1], &p->m))
+						_exit(2);
+				if (p->stop)
+					break;
+				p->turn = 0;
+				if (ipcx_cond_signal(&p->c[0]))
+					_exit(3);
+			}
+			ipcx_mutex_unlock(&p->m);
+		} else {
+			for (;;) {
+				if (ipcx_sem_wait(&p->s[1]))
+					_exit(2);
+				if (p->stop)
+					break;
+				if (ipcx_sem_post(&p->s[0]))
+					_exit(3);
+			}
+		}
+		_exit(0);
+	}
+	pin(env->cpu[0]);
+	run->n = 0;
+	for (i = 0; i < warm + n; i++) {
+		t0 = now_ns();
+		if (cond ? cond_pass(p, 0) : sem_pass(p, 0)) {
+			kill(pid, SIGKILL);
+			reap(pid);
+			ret = -EIO;
+			goto out;
+		}
+		if (i >= warm && run->n < run->cap)
+			run->samples[run->n++] = now_ns() - t0;
+	}
+	/* stop the partner */
+	if (cond) {
+		ipcx_mutex_lock(&p->m);
+		p->stop = 1;
+		p->turn = 1;
+		ipcx_cond_signal(&p->c[1]);
+		ipcx_mutex_unlock(&p->m);
+	} else {
+		p->stop = 1;
+		ipcx_sem_post(&p->s[1]);
+	}
+	ret = reap(pid);
+	snprintf(run->note, sizeof(run->note), "%s", flags & IPCX_SYNC_BLOCK ?
+		 "no spinning" : "spins only when the peer ran on another CPU");
+out:
+	munmap(p, 4096);
+	return ret;
+}
+
+static int cond_pingpong_ipcx(const struct bench_env *env, struct bench_run *run)
+{
+	return pingpong(env, run, true, 0);
+}
+BENCH_CASE("cond_pingpong", "ipcx", "ns/rtt", cond_pingpong_ipcx);
+
+static int cond_pingpong_ipcx_block(const struct bench_env *env, struct bench_run *run)
+{
+	return pingpong(env, run, true, IPCX_SYNC_BLOCK);
+}
+BENCH_CASE("cond_pingpong", "ipcx_block", "ns/rtt", cond_pingpong_ipcx_block);
+
+static int sem_pingpong_ipcx(const struct bench_env *env, struct bench_run *run)
+{
+	return pingpong(env, run, false, 0);
+}
+BENCH_CASE("sem_pingpong", "ipcx", "ns/rtt", sem_pingpong_ipcx);
+
+static int sem_pingpong_ipcx_block(const struct bench_env *env, struct bench_run *run)
+{
+	return pingpong(env, run, false, IPCX_SYNC_BLOCK);
+}
+BENCH_CASE("sem_pingpong", "ipcx_block", "ns/rtt", sem_pingpong_ipcx_block);
