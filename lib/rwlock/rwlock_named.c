@@ -74,28 +74,6 @@ static int get_opts(const struct ipcx_named_rwlock_opts *in, struct ipcx_named_r
 	return 0;
 }
 
-/*
- * One name, one synchronization object: a process asking for an upgradable
- * mutex "orders" while a program created the sharable mutex (or a mutex,
- * semaphore, ...) "orders" would otherwise silently get a second, unrelated
- * lock. Best effort (a concurrent create of the other kind can slip by).
- */
-static int name_used_by_other_kind(enum ipcx_kind kind, const char *name, const char *dir)
-{
-	char path[IPCX_PATH_MAX];
-	int k;
-
-	for (k = IPCX_KIND_MUTEX; k <= IPCX_KIND_BARRIER; k++) {
-		if (k == (int)kind)
-			continue;
-		if (ipcx_named_path((enum ipcx_kind)k, name, dir, path, sizeof(path)))
-			continue;
-		if (access(path, F_OK) == 0)
-			return -EEXIST;
-	}
-	return 0;
-}
-
 static int named_open(enum ipcx_kind kind, struct ipcx_named_rwlock **out, const char *name,
 		      unsigned int mode, const struct ipcx_named_rwlock_opts *opts)
 {
@@ -125,17 +103,8 @@ static int named_open(enum ipcx_kind kind, struct ipcx_named_rwlock **out, const
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	fd = -ENOENT;
-	if (mode & IPCX_OPEN_ONLY) {
-		req.mode = IPCX_OPEN_ONLY;
-		fd = ipcx_named_open(&req, NULL);
-		req.mode = mode;
-	}
-	if (fd == -ENOENT && (mode & IPCX_CREATE_ONLY)) {
-		fd = name_used_by_other_kind(kind, name, o.dir);
-		if (!fd)
-			fd = ipcx_named_open(&req, NULL);
-	}
+	/* ipcx_named_open() refuses a name held by another sync kind. */
+	fd = ipcx_named_open(&req, NULL);
 	if (fd < 0) {
 		ret = fd;
 		goto out_free;

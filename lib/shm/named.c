@@ -299,6 +299,35 @@ out_close:
 	return ret;
 }
 
+static bool is_sync_kind(enum ipcx_kind kind)
+{
+	return kind >= IPCX_KIND_MUTEX && kind <= IPCX_KIND_BARRIER;
+}
+
+/*
+ * Synchronization objects share one name space: creating "orders" as a
+ * condition while "orders" exists as a mutex is refused (-EEXIST), so a
+ * caller never silently gets a second, unrelated object under a name it
+ * believes taken. Best effort: a concurrent create of the other kind can
+ * slip between this check and the link.
+ */
+static int sync_name_taken(const struct ipcx_named_req *req, const char *dir)
+{
+	char path[IPCX_PATH_MAX];
+	int k;
+
+	if (!is_sync_kind(req->kind))
+		return 0;
+	for (k = IPCX_KIND_MUTEX; k <= IPCX_KIND_BARRIER; k++) {
+		if (k == (int)req->kind ||
+		    ipcx_named_path((enum ipcx_kind)k, req->name, dir, path, sizeof(path)))
+			continue;
+		if (access(path, F_OK) == 0)
+			return -EEXIST;
+	}
+	return 0;
+}
+
 int ipcx_named_open(const struct ipcx_named_req *req, bool *created)
 {
 	unsigned int how = req->mode & IPCX_OPEN_MODE_MASK;
@@ -327,6 +356,9 @@ int ipcx_named_open(const struct ipcx_named_req *req, bool *created)
 			if (ret != -ENOENT || how == IPCX_OPEN_ONLY)
 				return ret;
 		}
+		ret = sync_name_taken(req, dir);
+		if (ret)
+			return ret;
 		ret = ipcx_create_file(dir, path, req->perm, req->size, req->flags,
 				       req->init, req->arg, false);
 		if (ret >= 0) {

@@ -160,8 +160,11 @@ TEST_F(named, rmutex_and_cond_together)
 	struct timespec dl = t_deadline_ms(20);
 
 	ASSERT_EQ(0, ipcx_named_rmutex_open("x", IPCX_CREATE_ONLY, &self->o, &m));
-	/* Kinds have their own namespaces: a condition may share the name. */
-	ASSERT_EQ(0, ipcx_named_cond_open("x", IPCX_CREATE_ONLY, &self->o, &c));
+	/* Sync kinds share one name space: "x" is taken by the mutex. */
+	ASSERT_EQ(-EEXIST, ipcx_named_cond_open("x", IPCX_CREATE_ONLY, &self->o, &c));
+	ASSERT_EQ(-EEXIST, ipcx_named_cond_open("x", IPCX_OPEN_OR_CREATE, &self->o, &c));
+	ASSERT_EQ(-ENOENT, ipcx_named_cond_open("x", IPCX_OPEN_ONLY, &self->o, &c));
+	ASSERT_EQ(0, ipcx_named_cond_open("x.cond", IPCX_CREATE_ONLY, &self->o, &c));
 	ASSERT_EQ(0, ipcx_mutex_lock(m));
 	ASSERT_EQ(0, ipcx_mutex_lock(m));	/* recursive */
 	EXPECT_EQ(-ETIMEDOUT, ipcx_cond_timedwait(c, m, &dl));
@@ -171,7 +174,7 @@ TEST_F(named, rmutex_and_cond_together)
 	EXPECT_EQ(0, ipcx_named_rmutex_close(m));
 	EXPECT_EQ(0, ipcx_named_cond_close(c));
 	EXPECT_EQ(0, ipcx_named_rmutex_unlink("x", &self->o));
-	EXPECT_EQ(0, ipcx_named_cond_unlink("x", &self->o));
+	EXPECT_EQ(0, ipcx_named_cond_unlink("x.cond", &self->o));
 }
 
 /* A file of another kind at a kind's path is refused, not misused. */
