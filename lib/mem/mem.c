@@ -1,0 +1,1179 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mem.c - the in-region allocator: size classes for small blocks, a
+ * good-fit boundary-tag allocator with segregated bins for the rest.
+ *
+ * Locks: one per size class (the hot path) and one for the large
+ * allocator. Order: class -> large. A class takes the large lock only to
+ * get or give back a whole run. Every guarded store is undo-logged
+ * (lock.h), so a holder killed mid-op is rolled back by the next locker.
+ * Where an op spans two locks, the first lock's part is committed before
+ * the second's begins, so a crash between them can only leak a block
+ * (a run or the block being freed), never leave two owners.
+ */
+#include <string.h>
+
+#include "mem_int.h"
+
+#define W(m, off)	((uint64_t *)((char *)(m) + (off)))
+#define LW(m, p, v)	ipcx_lk_write(&(m)->lk, (m), (p), (v))
+#define KW(m, k, p, v)	ipcx_lk_write(&(k)->lk, (m), (p), (v))
+
+static const uint16_t big_strides[NCLASS - 31] = {
+	640, 768, 896, 1024, 1280, 1536, 1792, 2048,
+};
+
+static inline uint64_t class_stride(unsigned int c)
+{
+	return c < 31 ? 32 + 16 * (uint64_t)c : big_strides[c - 31];
+}
+
+static inline unsigned int class_of(size_t size)
+{
+	uint64_t s = (size + 8 + 15) & ~15ull;
+	unsigned int c;
+
+	if (s < 32)
+		s = 32;
+	if (s <= 512)
+		return (unsigned int)(s / 16 - 2);
+	for (c = 31; class_stride(c) < s; c++)
+		;
+	return c;
+}
+
+static inline unsigned int bin_of(uint64_t s)
+{
+	unsigned int fl, b;
+
+	if (s < 64)
+		return (unsigned int)(s >> 4);
+	fl = 63 - (unsigned int)__builtin_clzll(s);
+	b = (fl - 5) * 4 + (unsigned int)((s >> (fl - 2)) & 3);
+	return b < NBINS ? b : NBINS - 1;
+}
+
+static inline struct mrun *run_of(struct ipcx_mem *m, uint64_t run)
+{
+	return (struct mrun *)((char *)m + run + 8);
+}
+
+static inline uint64_t msize(const struct ipcx_mem *m)
+{
+	return __atomic_load_n(&m->size, __ATOMIC_RELAXED);
+}
+
+static inline int large_lock(struct ipcx_mem *m)
+{
+	return ipcx_lk_lock(&m->lk, m, msize(m));
+}
+
+static inline int class_lock(struct ipcx_mem *m, struct mclass *k)
+{
+	return ipcx_lk_lock(&k->lk, m, msize(m));
+}
+
+/* ---- large allocator (m->lk held) ------------------------------------ */
+
+static void bin_insert(struct ipcx_mem *m, uint64_t off, uint64_t size)
+{
+	unsigned int b = bin_of(size);
+	uint64_t h = m->bins[b];
+
+	LW(m, W(m, off + 8), h);
+	LW(m, W(m, off + 16), 0);
+	if (h)
+		LW(m, W(m, h + 16), off);
+	else
+		LW(m, &m->bitmap[b / 64], m->bitmap[b / 64] | (1ull << (b % 64)));
+	LW(m, &m->bins[b], off);
+}
+
+static void bin_unlink(struct ipcx_mem *m, uint64_t off, uint64_t size)
+{
+	unsigned int b = bin_of(size);
+	uint64_t nx = *W(m, off + 8), pv = *W(m, off + 16);
+
+	if (pv) {
+		LW(m, W(m, pv + 8), nx);
+	} else {
+		LW(m, &m->bins[b], nx);
+		if (!nx)
+			LW(m, &m->bitmap[b / 64], m->bitmap[b / 64] & ~(1ull << (b % 64)));
+	}
+	if (nx)
+		LW(m, W(m, nx + 16), pv);
+}
+
+/* A free block of at least @need bytes (good fit), or 0. */
+static uint64_t find_fit(struct ipcx_mem *m, uint64_t need)
+{
+	unsigned int b = bin_of(need), w, scanned = 0;
+	uint64_t o, best = 0, bestsz = UINT64_MAX;
+
+	for (o = m->bins[b]; o && scanned < 32; o = *W(m, o + 8), scanned++) {
+		uint64_t sz = *W(m, o) & ~F_MASK;
+
+		if (sz >= need && sz < bestsz) {
+			best = o;
+			bestsz = sz;
+			if (sz == need)
+				break;
+		}
+	}
+	if (best)
+		return best;
+	for (w = (b + 1) / 64; w < NBITMAP; w++) {
+		uint64_t bits = m->bitmap[w];
+
+		if (w == (b + 1) / 64)
+			bits &= ~0ull << ((b + 1) % 64);
+		if (bits)
+			return m->bins[w * 64 + (unsigned int)__builtin_ctzll(bits)];
+	}
+	return 0;
+}
+
+/*
+ * Make the unlinked free block (@off, @bs) a used block of @need bytes,
+ * returning any tail of at least MIN_BLOCK to the bins. Returns the used
+ * block's size.
+ */
+static uint64_t carve(struct ipcx_mem *m, uint64_t off, uint64_t bs, uint64_t pflag,
+		      uint64_t need)
+{
+	uint64_t rem = bs - need;
+
+	if (rem >= MIN_BLOCK) {
+		uint64_t nf = off + need;
+
+		LW(m, W(m, off), need | F_USED | pflag);
+		LW(m, W(m, nf), rem | F_PUSED);
+		LW(m, W(m, nf + rem - 8), rem);
+		bin_insert(m, nf, rem);
+	} else {
+		need = bs;
+		LW(m, W(m, off), bs | F_USED | pflag);
+		LW(m, W(m, off + bs), *W(m, off + bs) | F_PUSED);
+	}
+	LW(m, &m->free_bytes, m->free_bytes - need);
+	return need;
+}
+
+/* Allocate a block of @need bytes (a multiple of 16) whose user address is @align aligned. */
+static uint64_t large_get(struct ipcx_mem *m, uint64_t need, uint64_t align, uint64_t *bsize)
+{
+	uint64_t o, bs, pflag, want = need;
+
+	if (align > 16) {
+		if (need > UINT64_MAX / 4 - align)
+			return 0;
+		want = need + align + MIN_BLOCK;
+	}
+	o = find_fit(m, want);
+	if (!o)
+		return 0;
+	bs = *W(m, o) & ~F_MASK;
+	pflag = *W(m, o) & F_PUSED;
+	bin_unlink(m, o, bs);
+	if (align > 16) {
+		uintptr_t user = (uintptr_t)m + o + 8;
+		uint64_t front = (uint64_t)(((user + align - 1) & ~(uintptr_t)(align - 1)) - user);
+
+		if (front && front < MIN_BLOCK)
+			front += align;
+		if (front) {
+			LW(m, W(m, o), front | pflag);
+			LW(m, W(m, o + front - 8), front);
+			bin_insert(m, o, front);
+			o += front;
+			bs -= front;
+			pflag = 0;
+		}
+	}
+	*bsize = carve(m, o, bs, pflag, need);
+	return o;
+}
+
+/* Free the used large block at @off (validated). */
+static void large_put(struct ipcx_mem *m, uint64_t off)
+{
+	uint64_t h = *W(m, off), size = h & ~F_MASK, pflag = h & F_PUSED;
+	uint64_t nx = off + size, nh = *W(m, nx);
+
+	LW(m, &m->free_bytes, m->free_bytes + size);
+	if (!(nh & F_USED)) {
+		bin_unlink(m, nx, nh & ~F_MASK);
+		size += nh & ~F_MASK;
+	} else {
+		LW(m, W(m, nx), nh & ~F_PUSED);
+	}
+	if (!pflag) {
+		uint64_t psize = *W(m, off - 8), prev = off - psize;
+
+		bin_unlink(m, prev, psize);
+		pflag = *W(m, prev) & F_PUSED;
+		off = prev;
+		size += psize;
+	}
+	LW(m, W(m, off), size | pflag);
+	LW(m, W(m, off + size - 8), size);
+	bin_insert(m, off, size);
+}
+
+/* Clear the words of a newly handed-out large block that held free-list metadata. */
+static inline void large_scrub(struct ipcx_mem *m, uint64_t off, uint64_t bs)
+{
+	*W(m, off + 8) = 0;
+	*W(m, off + 16) = 0;
+	*W(m, off + bs - 8) = 0;
+}
+
+static inline uint64_t need_of(size_t size)
+{
+	uint64_t need = ((uint64_t)size + 8 + 15) & ~15ull;
+
+	return need < MIN_BLOCK ? MIN_BLOCK : need;
+}
+
+static void *large_alloc(struct ipcx_mem *m, size_t size, uint64_t align)
+{
+	uint64_t o, bs, need;
+	int tries;
+
+	if (size > (UINT64_MAX >> 2))
+		return NULL;
+	need = need_of(size);
+	if (m->huge_align && align < m->huge_align && need - 8 >= m->huge_align)
+		align = m->huge_align;
+	for (tries = 0; tries < 2; tries++) {
+		if (large_lock(m))
+			return NULL;
+		o = large_get(m, need, align, &bs);
+		if (o) {
+			LW(m, &m->used_blocks, m->used_blocks + 1);
+			ipcx_lk_unlock(&m->lk);
+			large_scrub(m, o, bs);
+			return (char *)m + o + 8;
+		}
+		ipcx_lk_unlock(&m->lk);
+		if (tries || ipcx_mem_trim(m) <= 0)
+			break;
+	}
+	return NULL;
+}
+
+/* ---- size classes (class lock held) ----------------------------------- */
+
+static void partial_push(struct ipcx_mem *m, struct mclass *k, uint64_t run)
+{
+	struct mrun *r = run_of(m, run);
+
+	KW(m, k, &r->next, k->partial);
+	KW(m, k, &r->prev, 0);
+	if (k->partial)
+		KW(m, k, &run_of(m, k->partial)->prev, run);
+	KW(m, k, &k->partial, run);
+	KW(m, k, &r->linked, 1);
+}
+
+static void partial_unlink(struct ipcx_mem *m, struct mclass *k, uint64_t run)
+{
+	struct mrun *r = run_of(m, run);
+	uint64_t nx = r->next, pv = r->prev;
+
+	if (pv)
+		KW(m, k, &run_of(m, pv)->next, nx);
+	else
+		KW(m, k, &k->partial, nx);
+	if (nx)
+		KW(m, k, &run_of(m, nx)->prev, pv);
+	KW(m, k, &r->linked, 0);
+}
+
+/* Get a fresh run for class @c from the large allocator. */
+static uint64_t new_run(struct ipcx_mem *m, struct mclass *k, unsigned int c)
+{
+	uint64_t o, bs;
+	struct mrun *r;
+
+	if (large_lock(m))
+		return 0;
+	o = large_get(m, RUN_BLOCK, 16, &bs);
+	if (o)
+		LW(m, W(m, o), *W(m, o) | F_RUN);
+	ipcx_lk_unlock(&m->lk);
+	if (!o)
+		return 0;
+	/* Private until linked: a crash before the link leaks the run only. */
+	r = run_of(m, o);
+	r->magic = RUN_MAGIC | c;
+	r->bsize = bs;
+	r->live = 0;
+	r->free = 0;
+	r->bump = o + RUN_FIRST;
+	r->next = r->prev = r->linked = 0;
+	KW(m, k, &k->runs, k->runs + 1);
+	KW(m, k, &k->empty, k->empty + 1);
+	KW(m, k, &k->free_bytes, k->free_bytes + bs);
+	partial_push(m, k, o);
+	return o;
+}
+
+/* Unlink an empty run, commit, and give it back (class lock held). */
+static void release_run(struct ipcx_mem *m, struct mclass *k, uint64_t run)
+{
+	struct mrun *r = run_of(m, run);
+
+	partial_unlink(m, k, run);
+	KW(m, k, &k->runs, k->runs - 1);
+	KW(m, k, &k->empty, k->empty - 1);
+	KW(m, k, &k->free_bytes, k->free_bytes - r->bsize);
+	ipcx_lk_commit(&k->lk);
+	if (large_lock(m))
+		return;		/* leaks the run; the check reports it */
+	LW(m, W(m, run), *W(m, run) & ~F_RUN);
+	large_put(m, run);
+	ipcx_lk_unlock(&m->lk);
+}
+
+static void *small_alloc(struct ipcx_mem *m, unsigned int c)
+{
+	struct mclass *k = &m->cls[c];
+	uint64_t run, blk, live, stride = k->stride, nb = k->nblocks;
+	struct mrun *r;
+
+	if (class_lock(m, k))
+		return NULL;
+	run = k->partial;
+	if (!run) {
+		run = new_run(m, k, c);
+		if (!run) {
+			ipcx_lk_unlock(&k->lk);
+			return NULL;
+		}
+	}
+	r = run_of(m, run);
+	blk = r->free;
+	if (blk) {
+		KW(m, k, &r->free, *W(m, blk + 8));
+	} else {
+		blk = r->bump;
+		KW(m, k, &r->bump, blk + stride);
+	}
+	live = r->live;
+	if (live == 0) {
+		KW(m, k, &k->empty, k->empty - 1);
+		KW(m, k, &k->free_bytes, k->free_bytes - r->bsize + (nb - 1) * stride);
+	} else {
+		KW(m, k, &k->free_bytes, k->free_bytes - stride);
+	}
+	KW(m, k, &r->live, live + 1);
+	if (live + 1 == nb)
+		partial_unlink(m, k, run);
+	KW(m, k, &k->live, k->live + 1);
+	KW(m, k, W(m, blk), ((blk - run) / 16) << 32 | (uint64_t)SMALL_MAGIC << 16 |
+			     (uint64_t)c << 8 | F_SMALL | F_USED);
+	ipcx_lk_unlock(&k->lk);
+	*W(m, blk + 8) = 0;
+	return (char *)m + blk + 8;
+}
+
+static int small_free(struct ipcx_mem *m, unsigned int c, uint64_t run, uint64_t blk)
+{
+	struct mclass *k = &m->cls[c];
+	struct mrun *r = run_of(m, run);
+	uint64_t h, live, stride = k->stride, nb = k->nblocks;
+	int ret;
+
+	ret = class_lock(m, k);
+	if (ret)
+		return ret;
+	h = *W(m, blk);
+	if (!(h & F_USED) || !r->live) {
+		ipcx_lk_unlock(&k->lk);
+		return -EINVAL;		/* double free */
+	}
+	KW(m, k, W(m, blk), h & ~F_USED);
+	KW(m, k, W(m, blk + 8), r->free);
+	KW(m, k, &r->free, blk);
+	live = r->live - 1;
+	KW(m, k, &r->live, live);
+	KW(m, k, &k->live, k->live - 1);
+	if (live == 0)
+		KW(m, k, &k->free_bytes, k->free_bytes + r->bsize - (nb - 1) * stride);
+	else
+		KW(m, k, &k->free_bytes, k->free_bytes + stride);
+	if (live + 1 == nb)
+		partial_push(m, k, run);
+	if (live == 0) {
+		KW(m, k, &k->empty, k->empty + 1);
+		if (k->empty > 1)
+			release_run(m, k, run);
+	}
+	ipcx_lk_unlock(&k->lk);
+	return 0;
+}
+
+/* ---- validation of user pointers --------------------------------------- */
+
+/*
+ * Classify @p: 1 small (class, run, blk filled), 2 large (blk), or -EINVAL.
+ * Cheap checks only; enough to refuse stray and double-freed pointers.
+ */
+static int classify(const struct ipcx_mem *m, const void *p, unsigned int *cls,
+		    uint64_t *runp, uint64_t *blkp)
+{
+	uintptr_t a = (uintptr_t)p, b = (uintptr_t)m;
+	uint64_t off, blk, h, end = m->end;
+
+	if (a < b || (a & 15))
+		return -EINVAL;
+	off = a - b;
+	if (off < m->first + 8 || off >= end)
+		return -EINVAL;
+	blk = off - 8;
+	h = *W(m, blk);
+	if (h & F_SMALL) {
+		unsigned int c = (unsigned int)(h >> 8) & 0xff;
+		uint64_t run = blk - (h >> 32) * 16;
+		const struct mrun *r;
+
+		if (((h >> 16) & 0xffff) != SMALL_MAGIC || c >= NCLASS ||
+		    (h >> 32) * 16 > blk || run < m->first || run + RUN_FIRST > blk)
+			return -EINVAL;
+		r = (const struct mrun *)((const char *)m + run + 8);
+		if (r->magic != (RUN_MAGIC | c) || blk >= run + r->bsize ||
+		    (blk - run - RUN_FIRST) % m->cls[c].stride)
+			return -EINVAL;
+		*cls = c;
+		*runp = run;
+		*blkp = blk;
+		return 1;
+	}
+	if ((h & (F_USED | F_RUN)) != F_USED || (h & ~F_MASK) < MIN_BLOCK ||
+	    (h & ~F_MASK) > end - blk || !(*W(m, blk + (h & ~F_MASK)) & F_PUSED))
+		return -EINVAL;
+	*blkp = blk;
+	return 2;
+}
+
+/* ---- public API ------------------------------------------------------ */
+
+struct ipcx_mem *ipcx_mem_init(void *base, size_t size, const struct ipcx_mem_opts *opts)
+{
+	struct ipcx_mem *m = base;
+	uint64_t first, end, huge = 0;
+	unsigned int c;
+
+	if (!base || ((uintptr_t)base & 63) || size < IPCX_MEM_MIN_SIZE)
+		return NULL;
+	if (opts && opts->sz >= offsetof(struct ipcx_mem_opts, huge_align) + sizeof(uint64_t))
+		huge = opts->huge_align;
+	if (huge & (huge - 1))
+		return NULL;
+	size &= ~(size_t)15;
+	memset(m, 0, sizeof(*m));
+	first = sizeof(*m) + 8;
+	end = size - 8;
+	m->magic = MEM_MAGIC;
+	m->abi = MEM_ABI;
+	m->nclass = NCLASS;
+	m->hdr_size = sizeof(*m);
+	m->size = size;
+	m->huge_align = huge;
+	m->first = first;
+	m->end = end;
+	if (ipcx_lk_init(&m->lk, LARGE_LOG, false))
+		return NULL;
+	for (c = 0; c < NCLASS; c++) {
+		struct mclass *k = &m->cls[c];
+
+		if (ipcx_lk_init(&k->lk, CLASS_LOG, false))
+			return NULL;
+		k->stride = class_stride(c);
+		k->nblocks = (RUN_BLOCK - RUN_FIRST) / k->stride;
+	}
+	/* One free block from first to the sentinel; the "previous" of the first is used. */
+	*W(m, first) = (end - first) | F_PUSED;
+	*W(m, end - 8) = end - first;
+	*W(m, end) = F_USED;
+	m->free_bytes = end - first;
+	{
+		unsigned int b = bin_of(end - first);
+
+		*W(m, first + 8) = 0;
+		*W(m, first + 16) = 0;
+		m->bins[b] = first;
+		m->bitmap[b / 64] |= 1ull << (b % 64);
+	}
+	return m;
+}
+
+int ipcx_mem_attach(const void *base, size_t size)
+{
+	const struct ipcx_mem *m = base;
+
+	if (!base || ((uintptr_t)base & 15))
+		return -EINVAL;
+	if (size < sizeof(*m))
+		return -EPROTO;
+	if (m->magic != MEM_MAGIC || m->abi != MEM_ABI || m->nclass != NCLASS ||
+	    m->hdr_size != sizeof(*m) || m->size > size || m->first != sizeof(*m) + 8 ||
+	    m->end >= m->size || m->end < m->first || (m->end & 15) != 8 ||
+	    m->lk.cap != LARGE_LOG)
+		return -EPROTO;
+	return 0;
+}
+
+void *ipcx_mem_alloc(struct ipcx_mem *m, size_t size)
+{
+	if (size <= IPCX_MEM_SMALL_MAX) {
+		void *p = small_alloc(m, class_of(size));
+
+		if (p)
+			return p;
+	}
+	return large_alloc(m, size, 16);
+}
+
+void *ipcx_mem_alloc_aligned(struct ipcx_mem *m, size_t size, size_t align)
+{
+	if (!align || (align & (align - 1)))
+		return NULL;
+	if (align <= 16)
+		return ipcx_mem_alloc(m, size);
+	return large_alloc(m, size, align);
+}
+
+int ipcx_mem_free(struct ipcx_mem *m, void *p)
+{
+	unsigned int c = 0;
+	uint64_t run = 0, blk = 0;
+	int kind, ret;
+
+	if (!p)
+		return 0;
+	kind = classify(m, p, &c, &run, &blk);
+	if (kind < 0)
+		return kind;
+	if (kind == 1)
+		return small_free(m, c, run, blk);
+	ret = large_lock(m);
+	if (ret)
+		return ret;
+	/* Re-check under the lock: a racing double free must not corrupt. */
+	if ((*W(m, blk) & (F_USED | F_RUN | F_SMALL)) != F_USED) {
+		ipcx_lk_unlock(&m->lk);
+		return -EINVAL;
+	}
+	LW(m, &m->used_blocks, m->used_blocks - 1);
+	large_put(m, blk);
+	ipcx_lk_unlock(&m->lk);
+	return 0;
+}
+
+size_t ipcx_mem_size_of(const struct ipcx_mem *m, const void *p)
+{
+	unsigned int c = 0;
+	uint64_t run = 0, blk = 0;
+	int kind;
+
+	if (!m || !p)
+		return 0;
+	kind = classify(m, p, &c, &run, &blk);
+	if (kind == 1)
+		return (size_t)(m->cls[c].stride - 8);
+	if (kind == 2)
+		return (size_t)((*W(m, blk) & ~F_MASK) - 8);
+	return 0;
+}
+
+uint64_t ipcx_mem_size(const struct ipcx_mem *m)
+{
+	return msize(m);
+}
+
+uint64_t ipcx_mem_free_memory(const struct ipcx_mem *m)
+{
+	uint64_t f = __atomic_load_n(&m->free_bytes, __ATOMIC_RELAXED);
+	unsigned int c;
+
+	for (c = 0; c < NCLASS; c++)
+		f += __atomic_load_n(&m->cls[c].free_bytes, __ATOMIC_RELAXED);
+	return f;
+}
+
+bool ipcx_mem_all_freed(const struct ipcx_mem *m)
+{
+	unsigned int c;
+
+	if (__atomic_load_n(&m->used_blocks, __ATOMIC_RELAXED))
+		return false;
+	for (c = 0; c < NCLASS; c++)
+		if (__atomic_load_n(&m->cls[c].live, __ATOMIC_RELAXED))
+			return false;
+	return true;
+}
+
+long ipcx_mem_trim(struct ipcx_mem *m)
+{
+	long freed = 0;
+	unsigned int c;
+	int ret;
+
+	for (c = 0; c < NCLASS; c++) {
+		struct mclass *k = &m->cls[c];
+		uint64_t run, next, steps = 0;
+
+		if (!__atomic_load_n(&k->empty, __ATOMIC_RELAXED))
+			continue;
+		ret = class_lock(m, k);
+		if (ret)
+			return ret;
+		for (run = k->partial; run && steps <= k->runs; run = next, steps++) {
+			struct mrun *r = run_of(m, run);
+
+			next = r->next;
+			if (r->live)
+				continue;
+			freed += (long)r->bsize;
+			release_run(m, k, run);
+		}
+		ipcx_lk_unlock(&k->lk);
+	}
+	return freed;
+}
+
+uint64_t ipcx_mem_largest_free(struct ipcx_mem *m)
+{
+	uint64_t best = 0, o, steps = 0;
+	int w;
+
+	ipcx_mem_trim(m);
+	if (large_lock(m))
+		return 0;
+	for (w = NBITMAP - 1; w >= 0 && !best; w--) {
+		uint64_t bits = m->bitmap[w];
+
+		if (!bits)
+			continue;
+		for (o = m->bins[w * 64 + 63 - __builtin_clzll(bits)]; o && steps < 4096;
+		     o = *W(m, o + 8), steps++)
+			if ((*W(m, o) & ~F_MASK) > best)
+				best = *W(m, o) & ~F_MASK;
+	}
+	ipcx_lk_unlock(&m->lk);
+	return best ? best - 8 : 0;
+}
+
+/* Take every lock of the region, in order. */
+static int lock_all(struct ipcx_mem *m)
+{
+	unsigned int c;
+	int ret;
+
+	for (c = 0; c < NCLASS; c++) {
+		ret = class_lock(m, &m->cls[c]);
+		if (ret)
+			goto undo;
+	}
+	ret = large_lock(m);
+	if (!ret)
+		return 0;
+undo:
+	while (c--)
+		ipcx_lk_unlock(&m->cls[c].lk);
+	return ret;
+}
+
+static void unlock_all(struct ipcx_mem *m)
+{
+	unsigned int c;
+
+	ipcx_lk_unlock(&m->lk);
+	for (c = NCLASS; c--;)
+		ipcx_lk_unlock(&m->cls[c].lk);
+}
+
+int ipcx_mem_zero_free(struct ipcx_mem *m)
+{
+	uint64_t o, end;
+	int ret;
+
+	ret = lock_all(m);
+	if (ret)
+		return ret;
+	end = m->end;
+	for (o = m->first; o < end;) {
+		uint64_t h = *W(m, o), size = h & ~F_MASK;
+
+		if (!(h & F_USED)) {
+			if (size > 32)
+				memset(W(m, o + 24), 0, size - 32);
+		} else if (h & F_RUN) {
+			struct mrun *r = run_of(m, o);
+			uint64_t stride = m->cls[(r->magic & 0xff) % NCLASS].stride, b, n = 0;
+
+			for (b = r->free; b && n < 65536; b = *W(m, b + 8), n++)
+				memset(W(m, b + 16), 0, stride - 16);
+			memset(W(m, r->bump), 0, o + size - r->bump);
+		}
+		o += size;
+	}
+	unlock_all(m);
+	return 0;
+}
+
+int ipcx_mem_alloc_batch(struct ipcx_mem *m, const size_t *sizes, size_t n, void **out)
+{
+	size_t i;
+
+	if (!m || (n && (!sizes || !out)))
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		out[i] = ipcx_mem_alloc(m, sizes[i]);
+		if (!out[i]) {
+			while (i--) {
+				ipcx_mem_free(m, out[i]);
+				out[i] = NULL;
+			}
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int ipcx_mem_free_batch(struct ipcx_mem *m, void *const *ptrs, size_t n)
+{
+	int ret = 0, r;
+	size_t i;
+
+	if (!m || (n && !ptrs))
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		r = ipcx_mem_free(m, ptrs[i]);
+		if (r && !ret)
+			ret = r;
+	}
+	return ret;
+}
+
+/* ---- allocation command ----------------------------------------------- */
+
+/* Grow used large block @blk forward to at most @pref_need bytes (lock held). */
+static void expand_fwd_locked(struct ipcx_mem *m, uint64_t blk, uint64_t pref_need)
+{
+	uint64_t h = *W(m, blk), size = h & ~F_MASK, nx = blk + size, nh = *W(m, nx);
+	uint64_t total;
+
+	if ((nh & F_USED) || size >= pref_need)
+		return;
+	total = size + (nh & ~F_MASK);
+	bin_unlink(m, nx, nh & ~F_MASK);
+	/* The merged span is a free block; carve the used part out of its front. */
+	carve(m, blk, total, h & F_PUSED, pref_need < total ? pref_need : total);
+	LW(m, &m->free_bytes, m->free_bytes + size);	/* the old part was not free */
+}
+
+static int command_large(struct ipcx_mem *m, unsigned int cmd, uint64_t limit,
+			 uint64_t pref, uint64_t blk, size_t *received, void **out)
+{
+	uint64_t size, need_l = need_of(limit), need_p = need_of(pref), h;
+	int ret;
+
+	ret = large_lock(m);
+	if (ret)
+		return ret;
+	h = *W(m, blk);
+	size = h & ~F_MASK;
+	if (cmd & IPCX_MEM_SHRINK_IN_PLACE) {
+		/* @limit is the largest acceptable result, @pref the wanted one. */
+		if (need_p < size && size - need_p >= MIN_BLOCK) {
+			uint64_t tail = blk + need_p, tsize = size - need_p;
+
+			LW(m, W(m, blk), need_p | (h & (F_USED | F_PUSED)));
+			LW(m, W(m, tail), tsize | F_USED | F_PUSED);
+			large_put(m, tail);
+			size = need_p;
+		}
+		ret = size - 8 <= limit ? 0 : -ENOMEM;
+		goto out;
+	}
+	ret = -ENOMEM;
+	if (cmd & IPCX_MEM_EXPAND_FWD) {
+		expand_fwd_locked(m, blk, need_p);
+		size = *W(m, blk) & ~F_MASK;
+		if (size >= need_l) {
+			ret = 0;
+			goto out;
+		}
+	}
+	if ((cmd & IPCX_MEM_EXPAND_BWD) && !(*W(m, blk) & F_PUSED)) {
+		uint64_t psize = *W(m, blk - 8), prev = blk - psize;
+		uint64_t ppflag = *W(m, prev) & F_PUSED, fwd = 0, nh, take;
+
+		h = *W(m, blk);
+		size = h & ~F_MASK;
+		nh = *W(m, blk + size);
+		if ((cmd & IPCX_MEM_EXPAND_FWD) && !(nh & F_USED))
+			fwd = nh & ~F_MASK;
+		if (size + psize + fwd >= need_l) {
+			/* Take a 16-multiple tail of prev; keep its front free if big enough. */
+			take = need_p > size + fwd ? need_p - size - fwd : 0;
+			take = (take + 15) & ~15ull;
+			if (take > psize || psize - take < MIN_BLOCK)
+				take = psize;
+			bin_unlink(m, prev, psize);
+			if (take < psize) {
+				LW(m, W(m, prev), (psize - take) | ppflag);
+				LW(m, W(m, prev + psize - take - 8), psize - take);
+				bin_insert(m, prev, psize - take);
+			}
+			LW(m, &m->free_bytes, m->free_bytes - take);
+			blk -= take;
+			LW(m, W(m, blk), (size + take) | F_USED | (take < psize ? 0 : ppflag));
+			if (fwd)
+				expand_fwd_locked(m, blk, need_p);
+			size = *W(m, blk) & ~F_MASK;
+			ret = size >= need_l ? 0 : -ENOMEM;
+		}
+	}
+out:
+	ipcx_lk_unlock(&m->lk);
+	if (!ret) {
+		*received = size - 8;
+		*out = (char *)m + blk + 8;
+	}
+	return ret;
+}
+
+int ipcx_mem_command(struct ipcx_mem *m, unsigned int cmd, size_t limit,
+		     size_t preferred, void *reuse, size_t *received, void **out)
+{
+	unsigned int c = 0;
+	uint64_t run = 0, blk = 0;
+	size_t got = 0;
+	void *p = NULL;
+	int kind, ret = -ENOMEM;
+
+	if (!m || !received || !out || !cmd ||
+	    (cmd & ~(IPCX_MEM_ALLOCATE_NEW | IPCX_MEM_EXPAND_FWD | IPCX_MEM_EXPAND_BWD |
+		     IPCX_MEM_SHRINK_IN_PLACE)))
+		return -EINVAL;
+	*out = NULL;
+	*received = 0;
+	if (cmd & IPCX_MEM_SHRINK_IN_PLACE) {
+		if (cmd != IPCX_MEM_SHRINK_IN_PLACE || !reuse || preferred > limit)
+			return -EINVAL;
+	} else if (preferred < limit) {
+		return -EINVAL;
+	}
+	if (reuse && (cmd & (IPCX_MEM_EXPAND_FWD | IPCX_MEM_EXPAND_BWD |
+			     IPCX_MEM_SHRINK_IN_PLACE))) {
+		kind = classify(m, reuse, &c, &run, &blk);
+		if (kind < 0)
+			return kind;
+		if (kind == 1) {
+			/* A small block has exactly its class size: it fits or not. */
+			size_t have = (size_t)m->cls[c].stride - 8;
+
+			if ((cmd & IPCX_MEM_SHRINK_IN_PLACE) ? have <= limit : have >= limit) {
+				*received = have;
+				*out = reuse;
+				return 0;
+			}
+			if (cmd & IPCX_MEM_SHRINK_IN_PLACE)
+				return -ENOMEM;
+		} else {
+			ret = command_large(m, cmd, limit, preferred, blk, &got, &p);
+			if (!ret) {
+				*received = got;
+				*out = p;
+				return 0;
+			}
+			if (ret != -ENOMEM)
+				return ret;
+		}
+	} else if (!(cmd & IPCX_MEM_ALLOCATE_NEW)) {
+		return -EINVAL;
+	}
+	if (!(cmd & IPCX_MEM_ALLOCATE_NEW))
+		return -ENOMEM;
+	p = ipcx_mem_alloc(m, preferred);
+	if (!p && limit < preferred)
+		p = ipcx_mem_alloc(m, limit);
+	if (!p)
+		return -ENOMEM;
+	*received = ipcx_mem_size_of(m, p);
+	*out = p;
+	return 0;
+}
+
+/* ---- growth ------------------------------------------------------------ */
+
+int ipcx_mem_grow(struct ipcx_mem *m, uint64_t new_size)
+{
+	uint64_t old_end, new_end, sh;
+	int ret;
+
+	new_size &= ~15ull;
+	ret = large_lock(m);
+	if (ret)
+		return ret;
+	if (new_size < m->size) {
+		ipcx_lk_unlock(&m->lk);
+		return -EINVAL;
+	}
+	old_end = m->end;
+	new_end = new_size - 8;
+	if (new_end - old_end < MIN_BLOCK) {
+		ipcx_lk_unlock(&m->lk);
+		return 0;
+	}
+	/* The old sentinel becomes a used block spanning the new tail, then is freed. */
+	sh = *W(m, old_end);
+	LW(m, W(m, new_end), F_USED | F_PUSED);
+	LW(m, W(m, old_end), (new_end - old_end) | F_USED | (sh & F_PUSED));
+	LW(m, &m->end, new_end);
+	LW(m, &m->size, new_size);
+	large_put(m, old_end);
+	ipcx_lk_unlock(&m->lk);
+	return 0;
+}
+
+int64_t ipcx_mem_shrink_to_fit(struct ipcx_mem *m, uint64_t gran)
+{
+	uint64_t end, sh, last, lsize, target, new_end, rem;
+	int ret;
+
+	if (!gran || (gran & (gran - 1)) || gran < 16)
+		return -EINVAL;
+	ipcx_mem_trim(m);
+	ret = large_lock(m);
+	if (ret)
+		return ret;
+	end = m->end;
+	sh = *W(m, end);
+	if (sh & F_PUSED)
+		goto out;		/* the last block is in use */
+	lsize = *W(m, end - 8);
+	last = end - lsize;
+	for (target = (last + 8 + gran - 1) & ~(gran - 1);; target += gran) {
+		new_end = target - 8;
+		rem = new_end - last;
+		if (rem == 0 || rem >= MIN_BLOCK)
+			break;
+	}
+	if (new_end >= end)
+		goto out;
+	bin_unlink(m, last, lsize);
+	LW(m, &m->free_bytes, m->free_bytes - lsize + rem);
+	if (rem) {
+		LW(m, W(m, last), rem | (*W(m, last) & F_PUSED));
+		LW(m, W(m, last + rem - 8), rem);
+		bin_insert(m, last, rem);
+		LW(m, W(m, new_end), F_USED);
+	} else {
+		LW(m, W(m, new_end), F_USED | F_PUSED);
+	}
+	LW(m, &m->end, new_end);
+	LW(m, &m->size, target);
+out:
+	target = m->size;
+	ipcx_lk_unlock(&m->lk);
+	return (int64_t)target;
+}
+
+/* ---- sanity check ------------------------------------------------------ */
+
+struct chk {
+	const struct ipcx_mem *m;
+	uint64_t lim;		/* bytes we may read */
+	struct ipcx_mem_report r;
+};
+
+static void bad(struct chk *k, uint64_t off, const char *what)
+{
+	if (!k->r.errors++) {
+		k->r.first_error = what;
+		k->r.first_error_off = off;
+	}
+}
+
+/* Read the word at @off if [off, off+8) is inside the region, else 0 + error. */
+static uint64_t rd(struct chk *k, uint64_t off, bool *ok)
+{
+	if (off > k->lim || k->lim - off < 8 || (off & 7)) {
+		*ok = false;
+		return 0;
+	}
+	return *(const uint64_t *)((const char *)k->m + off);
+}
+
+static void check_run(struct chk *k, uint64_t o, uint64_t size)
+{
+	const struct ipcx_mem *m = k->m;
+	bool ok = true;
+	uint64_t magic = rd(k, o + 8, &ok), c = magic & 0xff, live, fr, bump, b, n = 0;
+	uint64_t stride, nb, used;
+
+	if (!ok || (magic & ~0xffull) != RUN_MAGIC || c >= NCLASS) {
+		bad(k, o, "run header: bad magic or class");
+		return;
+	}
+	stride = m->cls[c].stride;
+	nb = m->cls[c].nblocks;
+	if (stride < 32 || stride > 2048 || (stride & 15) || nb != (RUN_BLOCK - RUN_FIRST) / stride) {
+		bad(k, o, "size class: bad stride");
+		return;
+	}
+	live = rd(k, o + 8 + offsetof(struct mrun, live), &ok);
+	fr = rd(k, o + 8 + offsetof(struct mrun, free), &ok);
+	bump = rd(k, o + 8 + offsetof(struct mrun, bump), &ok);
+	if (!ok || rd(k, o + 8 + offsetof(struct mrun, bsize), &ok) != size || live > nb ||
+	    bump < o + RUN_FIRST || bump > o + RUN_FIRST + nb * stride ||
+	    (bump - o - RUN_FIRST) % stride) {
+		bad(k, o, "run header: inconsistent fields");
+		return;
+	}
+	used = (bump - o - RUN_FIRST) / stride;
+	for (b = fr; b; n++) {
+		uint64_t h;
+
+		if (n > nb || b < o + RUN_FIRST || b >= bump || (b - o - RUN_FIRST) % stride) {
+			bad(k, b, "run free list: block out of the run");
+			return;
+		}
+		h = rd(k, b, &ok);
+		if (!ok || (h & F_USED) || !(h & F_SMALL) || (h >> 32) * 16 != b - o) {
+			bad(k, b, "run free list: block header");
+			return;
+		}
+		b = rd(k, b + 8, &ok);
+	}
+	k->r.runs++;
+	k->r.small_live += live;
+	if (used - n > live)
+		k->r.leaked += used - n - live;
+	else if (used - n < live)
+		bad(k, o, "run: more live blocks than handed out");
+	if (!rd(k, o + 8 + offsetof(struct mrun, linked), &ok) && live < nb)
+		k->r.leaked++;	/* a run nobody can allocate from */
+}
+
+int ipcx_mem_check(struct ipcx_mem *m, struct ipcx_mem_report *rep, unsigned int flags)
+{
+	struct chk k = { .m = m };
+	uint64_t o, end, prev_used = 1, steps, nbinned = 0;
+	uint64_t class_live = 0;
+	unsigned int b, c;
+	bool ok = true, locked = false;
+	int ret;
+
+	if (!m)
+		return -EINVAL;
+	if (ipcx_mem_attach(m, m->size))
+		return -EPROTO;
+	if (!(flags & IPCX_MEM_CHECK_NOLOCK)) {
+		ret = lock_all(m);
+		if (ret)
+			return ret;
+		locked = true;
+	}
+	k.lim = m->size;
+	end = m->end;
+	if (end >= k.lim || end < m->first) {
+		bad(&k, end, "header: end out of range");
+		goto done;
+	}
+	for (o = m->first; o < end;) {
+		uint64_t h = rd(&k, o, &ok), size = h & ~F_MASK;
+
+		if (!ok || size < MIN_BLOCK || size > end - o || (h & F_SMALL)) {
+			bad(&k, o, "block header: bad size or flags");
+			goto done;
+		}
+		k.r.blocks++;
+		if (!!(h & F_PUSED) != !!prev_used)
+			bad(&k, o, "block header: previous-used bit disagrees");
+		if (!(h & F_USED)) {
+			if (rd(&k, o + size - 8, &ok) != size)
+				bad(&k, o, "free block: footer disagrees");
+			if (!prev_used)
+				bad(&k, o, "free block: not coalesced with its free neighbour");
+			if (h & F_RUN)
+				bad(&k, o, "free block marked as a run");
+			k.r.free_blocks++;
+			k.r.free_bytes += size;
+		} else if (h & F_RUN) {
+			if (size < RUN_BLOCK)
+				bad(&k, o, "run smaller than a run");
+			else
+				check_run(&k, o, size);
+		} else {
+			k.r.used_blocks++;
+		}
+		prev_used = h & F_USED;
+		o += size;
+	}
+	if (o != end)
+		bad(&k, o, "blocks overrun the sentinel");
+	if (!(rd(&k, end, &ok) & F_USED) || !!(rd(&k, end, &ok) & F_PUSED) != !!prev_used)
+		bad(&k, end, "sentinel");
+	/* Every bin list: blocks in range, free, in the right bin, prev links right. */
+	for (b = 0; b < NBINS; b++) {
+		uint64_t pv = 0, n;
+
+		o = m->bins[b];
+		if (!!o != !!(m->bitmap[b / 64] & (1ull << (b % 64))))
+			bad(&k, b, "bin bitmap disagrees with bin head");
+		for (n = 0; o; n++) {
+			uint64_t h = rd(&k, o, &ok);
+
+			if (!ok || o < m->first || o >= end || (o & 15) != 8 || (h & F_USED) ||
+			    bin_of(h & ~F_MASK) != b || n > k.r.free_blocks) {
+				bad(&k, o, "bin list: bad entry");
+				break;
+			}
+			if (rd(&k, o + 16, &ok) != pv)
+				bad(&k, o, "bin list: bad prev link");
+			nbinned++;
+			pv = o;
+			o = rd(&k, o + 8, &ok);
+		}
+	}
+	if (nbinned != k.r.free_blocks)
+		bad(&k, 0, "free blocks missing from the bins");
+	if (k.r.free_bytes != m->free_bytes)
+		bad(&k, 0, "free byte counter disagrees");
+	if (k.r.used_blocks != m->used_blocks)
+		bad(&k, 0, "used block counter disagrees");
+	for (c = 0; c < NCLASS; c++) {
+		steps = 0;
+		class_live += m->cls[c].live;
+		for (o = m->cls[c].partial; o && steps <= k.r.runs; steps++) {
+			if (o < m->first || o >= end || (o & 15) != 8 ||
+			    (rd(&k, o, &ok) & (F_RUN | F_USED)) != (F_RUN | F_USED) ||
+			    rd(&k, o + 8, &ok) != (RUN_MAGIC | c)) {
+				bad(&k, o, "class partial list: bad run");
+				break;
+			}
+			o = rd(&k, o + 8 + offsetof(struct mrun, next), &ok);
+		}
+		if (steps > k.r.runs)
+			bad(&k, c, "class partial list: cycle");
+	}
+	if (class_live != k.r.small_live)
+		bad(&k, 0, "small live counter disagrees");
+done:
+	if (locked)
+		unlock_all(m);
+	if (rep) {
+		size_t n = rep->sz && rep->sz < sizeof(k.r) ? rep->sz : sizeof(k.r);
+
+		k.r.sz = n;
+		memcpy(rep, &k.r, n);
+	}
+	return k.r.errors ? -EUCLEAN : 0;
+}

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mem_int.h - private: the allocator's layout inside its region.
+ *
+ * Region (all offsets from the start of struct ipcx_mem, which is the start
+ * of the region):
+ *
+ *   [struct ipcx_mem | blocks ... | sentinel]
+ *
+ * Every block starts at an offset = 8 (mod 16) with an 8-byte header, so the
+ * user pointer (header + 8) is 16-byte aligned. Large block header:
+ *   size (multiple of 16, >= 32) | F_USED | F_PUSED (previous block used) | F_RUN
+ * A free large block also holds next/prev offsets (bin list) after the
+ * header and its size in its last 8 bytes (footer), for coalescing.
+ *
+ * A run is a large block (F_RUN) holding struct mrun at +8 and equal small
+ * blocks from +80. A small block header is
+ *   delta << 32 | SMALL_MAGIC << 16 | class << 8 | F_SMALL | F_USED-if-live
+ * where delta = (block - run) / 16; a free small block keeps the next free
+ * block's offset in its first user word.
+ */
+#ifndef IPCX_MEM_INT_H
+#define IPCX_MEM_INT_H
+
+#include <ipcx/mem.h>
+
+#include "lock.h"
+
+#define MEM_MAGIC	0x4d454d58u	/* "XMEM" */
+#define MEM_ABI		1
+#define RUN_MAGIC	0x52554e00u	/* "RUN" << 8 | class */
+#define SMALL_MAGIC	0x5afeu
+
+#define F_USED		1ull
+#define F_PUSED		2ull
+#define F_SMALL		4ull
+#define F_RUN		8ull
+#define F_MASK		15ull
+
+#define MIN_BLOCK	32ull
+#define RUN_BLOCK	65536ull
+#define RUN_FIRST	80ull		/* first small block, from the run's header */
+#define NCLASS		39
+#define CLASS_LOG	16
+#define LARGE_LOG	128
+#define NBINS		240
+#define NBITMAP		((NBINS + 63) / 64)
+
+struct mclass {
+	struct ipcx_lk lk;
+	struct ipcx_ulog_ent log[CLASS_LOG];
+	uint64_t partial;	/* first run with a free block (run block offset) */
+	uint64_t live;		/* small blocks handed out */
+	uint64_t runs;		/* runs owned */
+	uint64_t empty;		/* owned runs with no live block */
+	uint64_t free_bytes;	/* see ipcx_mem_free_memory() */
+	uint64_t stride;
+	uint64_t nblocks;	/* blocks per run */
+	uint64_t pad;
+};
+
+struct mrun {			/* at run block + 8 */
+	uint64_t magic;		/* RUN_MAGIC | class */
+	uint64_t bsize;		/* size of the run's large block */
+	uint64_t live;
+	uint64_t free;		/* first free small block (offset), 0 = none */
+	uint64_t bump;		/* next never-used block (offset) */
+	uint64_t next, prev;	/* partial list */
+	uint64_t linked;	/* on the partial list */
+};
+
+struct ipcx_mem {
+	uint32_t magic;
+	uint16_t abi;
+	uint16_t nclass;
+	uint32_t hdr_size;
+	uint32_t flags;
+	uint64_t size;		/* bytes of the region */
+	uint64_t huge_align;
+	uint64_t first;		/* first block */
+	uint64_t end;		/* sentinel header */
+	uint64_t pad0[2];
+
+	struct ipcx_lk lk;	/* large allocator */
+	struct ipcx_ulog_ent log[LARGE_LOG];
+	uint64_t free_bytes;	/* in free large blocks */
+	uint64_t used_blocks;	/* large blocks handed out (runs excluded) */
+	uint64_t bitmap[NBITMAP];
+	uint64_t pad1[2];
+	uint64_t bins[NBINS];
+
+	struct mclass cls[NCLASS];
+};
+
+_Static_assert(sizeof(struct mclass) == 384, "mclass is ABI");
+_Static_assert(sizeof(struct mrun) == 64, "mrun is ABI");
+_Static_assert(sizeof(struct ipcx_mem) % 64 == 0, "ipcx_mem is ABI");
+_Static_assert(__builtin_offsetof(struct ipcx_mem, lk) == 64, "ipcx_mem is ABI");
+_Static_assert(__builtin_offsetof(struct ipcx_mem, cls) % 64 == 0, "ipcx_mem is ABI");
+
+#endif /* IPCX_MEM_INT_H */
