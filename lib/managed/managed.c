@@ -591,8 +591,12 @@ static struct mobj *ctrl_at(const struct ipcx_managed *s, uint64_t off)
 	    c->data_back < sizeof(*c) + c->name_len + 1 || c->data_back > off - MEM_OFF ||
 	    c->name_len > OBJ_NAME_MAX)
 		return NULL;
-	if (c->elem_size && c->count > (size - off) / c->elem_size)
-		return NULL;
+	{
+		uint64_t bytes;
+
+		if (__builtin_mul_overflow(c->count, c->elem_size, &bytes) || bytes > size - off)
+			return NULL;
+	}
 	return c;
 }
 

@@ -372,8 +372,8 @@ static void *small_alloc(struct ipcx_mem *m, unsigned int c)
 	if (live + 1 == nb)
 		partial_unlink(m, k, run);
 	KW(m, k, &k->live, k->live + 1);
-	KW(m, k, W(m, blk), ((blk - run) / 16) << 32 | (uint64_t)SMALL_MAGIC << 16 |
-			     (uint64_t)c << 8 | F_SMALL | F_USED);
+	KW(m, k, W(m, blk), ((blk - run - RUN_FIRST) / stride) << 48 | ((blk - run) / 16) << 32 |
+			     (uint64_t)SMALL_MAGIC << 16 | (uint64_t)c << 8 | F_SMALL | F_USED);
 	ipcx_lk_unlock(&k->lk);
 	*W(m, blk + 8) = 0;
 	return (char *)m + blk + 8;
@@ -436,15 +436,15 @@ static int classify(const struct ipcx_mem *m, const void *p, unsigned int *cls,
 	h = *W(m, blk);
 	if (h & F_SMALL) {
 		unsigned int c = (unsigned int)(h >> 8) & 0xff;
-		uint64_t run = blk - (h >> 32) * 16;
+		uint64_t delta = ((h >> 32) & 0xffff) * 16, run = blk - delta;
 		const struct mrun *r;
 
-		if (((h >> 16) & 0xffff) != SMALL_MAGIC || c >= NCLASS ||
-		    (h >> 32) * 16 > blk || run < m->first || run + RUN_FIRST > blk)
+		/* delta must be exactly where block number (h >> 48) of the class sits */
+		if (((h >> 16) & 0xffff) != SMALL_MAGIC || c >= NCLASS || delta > blk ||
+		    run < m->first || delta != RUN_FIRST + (h >> 48) * m->cls[c].stride)
 			return -EINVAL;
 		r = (const struct mrun *)((const char *)m + run + 8);
-		if (r->magic != (RUN_MAGIC | c) || blk >= run + r->bsize ||
-		    (blk - run - RUN_FIRST) % m->cls[c].stride)
+		if (r->magic != (RUN_MAGIC | c) || blk >= run + r->bsize)
 			return -EINVAL;
 		*cls = c;
 		*runp = run;
@@ -1046,7 +1046,7 @@ static void check_run(struct chk *k, uint64_t o, uint64_t size)
 			return;
 		}
 		h = rd(k, b, &ok);
-		if (!ok || (h & F_USED) || !(h & F_SMALL) || (h >> 32) * 16 != b - o) {
+		if (!ok || (h & F_USED) || !(h & F_SMALL) || ((h >> 32) & 0xffff) * 16 != b - o) {
 			bad(k, b, "run free list: block header");
 			return;
 		}

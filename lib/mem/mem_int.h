@@ -15,9 +15,10 @@
  *
  * A run is a large block (F_RUN) holding struct mrun at +8 and equal small
  * blocks from +80. A small block header is
- *   delta << 32 | SMALL_MAGIC << 16 | class << 8 | F_SMALL | F_USED-if-live
- * where delta = (block - run) / 16; a free small block keeps the next free
- * block's offset in its first user word.
+ *   index << 48 | delta << 32 | SMALL_MAGIC << 16 | class << 8 | F_SMALL | F_USED-if-live
+ * where delta = (block - run) / 16 and index = the block's number in the run
+ * (so a pointer is validated with one multiplication, no division); a free
+ * small block keeps the next free block's offset in its first user word.
  */
 #ifndef IPCX_MEM_INT_H
 #define IPCX_MEM_INT_H
