@@ -379,6 +379,7 @@ TEST_F(seg, atomic_function_all_or_nothing)
 {
 	struct ipcx_obj_spec sp = spec_of(21, sizeof(struct pair), 1);
 	struct pair *pr;
+	uint64_t end;
 	pid_t pid;
 	int i;
 
@@ -397,7 +398,8 @@ TEST_F(seg, atomic_function_all_or_nothing)
 		_exit(0);
 	}
 	g_pair = pr;
-	for (i = 0; i < 3000; i++)
+	end = t_now_ns() + 10000000000ull;
+	for (i = 0; (i < 3000 || pr->a < 200) && t_now_ns() < end; i++)
 		ASSERT_EQ(0, ipcx_managed_atomic(self->s, read_pair, NULL));
 	pr->stop = 1;
 	ASSERT_EQ(0, t_wait(pid));
