@@ -50,7 +50,8 @@ struct seg_hdr {
 	uint64_t used;		/* live + tombstones */
 	uint64_t named, unique;
 	uint64_t anon;
-	uint64_t pad[7];
+	uint64_t gen;		/* index generation: odd while a writer changes it */
+	uint64_t pad[6];
 	struct ipcx_lk lk;
 	struct ipcx_ulog_ent log[SEG_LOG];
 };
@@ -506,11 +507,36 @@ void *ipcx_managed_ptr(const struct ipcx_managed *s, struct ipcx_handle h, size_
 
 /* ---- locking -------------------------------------------------------------- */
 
+/*
+ * After a dead holder's op is rolled back the generation is back to a value
+ * an optimistic reader may have seen before the op: move it on, so that
+ * reader retries.
+ */
+static inline int seg_locked(struct ipcx_managed *s, int ret)
+{
+	if (ret == 1) {
+		__atomic_store_n(&s->h->gen, (s->h->gen | 1) + 1, __ATOMIC_RELEASE);
+		ret = 0;
+	}
+	return ret;
+}
+
 static inline int seg_lock(struct ipcx_managed *s)
 {
 	if (s->flags & S_RO)
 		return 0;
-	return ipcx_lk_lock(&s->h->lk, s->base, seg_size(s));
+	return seg_locked(s, ipcx_lk_lock_repair(&s->h->lk, s->base, seg_size(s)));
+}
+
+/* Index changes are bracketed by an odd generation (logged: rolled back too). */
+static inline void gen_begin(struct ipcx_managed *s)
+{
+	SW(s, &s->h->gen, s->h->gen | 1);
+}
+
+static inline void gen_end(struct ipcx_managed *s)
+{
+	SW(s, &s->h->gen, s->h->gen + 1);
 }
 
 static inline void seg_unlock(struct ipcx_managed *s)
@@ -671,9 +697,11 @@ static int rehash(struct ipcx_managed *s, uint64_t ncap)
 		live++;
 	}
 	/* Publish: the new table is complete before these stores. */
+	gen_begin(s);
 	SW(s, &h->table, (uint64_t)((char *)t - s->base));
 	SW(s, &h->cap, ncap);
 	SW(s, &h->used, live);
+	gen_end(s);
 	ipcx_lk_commit(&h->lk);
 	if (ot)
 		ipcx_mem_free(s->mem, ot);
@@ -824,6 +852,7 @@ static int obj_create(struct ipcx_managed *s, const struct key *k,
 	{
 		struct slot *t = &slots(s)[ins];
 
+		gen_begin(s);
 		SW(s, &t->hash, k->hash);
 		if (!t->obj)
 			SW(s, &h->used, h->used + 1);
@@ -832,6 +861,7 @@ static int obj_create(struct ipcx_managed *s, const struct key *k,
 			SW(s, &h->named, h->named + 1);
 		else
 			SW(s, &h->unique, h->unique + 1);
+		gen_end(s);
 	}
 	*out = d;
 	if (created)
@@ -841,13 +871,78 @@ out:
 	return ret;
 }
 
+/*
+ * Lock-free find: read the generation, look up with every offset checked
+ * against the segment (the table may be swapped or entries removed under
+ * us; freed memory stays mapped), read the generation again. Equal and even
+ * means nothing changed: the answer is what a locked find would have given.
+ * Return 1 when the caller must fall back to the lock.
+ */
+static int find_optimistic(struct ipcx_managed *s, const struct key *k, uint64_t tag,
+			   void **out, size_t *count)
+{
+	const struct seg_hdr *h = s->h;
+	uint64_t g1, g2, table, cap, size = seg_size(s), mask, i, n, cnt = 0, ttag = 0;
+	const struct slot *t;
+	const struct mobj *c = NULL;
+
+	g1 = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
+	if (g1 & 1)
+		return 1;
+	table = __atomic_load_n(&h->table, __ATOMIC_RELAXED);
+	cap = __atomic_load_n(&h->cap, __ATOMIC_RELAXED);
+	if (!table)
+		goto answer;
+	if (!cap || (cap & (cap - 1)) || table < MEM_OFF || table >= size ||
+	    cap > (size - table) / sizeof(*t))
+		return 1;
+	t = (const struct slot *)(s->base + table);
+	mask = cap - 1;
+	for (i = k->hash & mask, n = 0; n < cap; n++, i = (i + 1) & mask) {
+		uint64_t obj = __atomic_load_n(&t[i].obj, __ATOMIC_RELAXED);
+
+		if (!obj)
+			break;
+		if (obj == TOMB || __atomic_load_n(&t[i].hash, __ATOMIC_RELAXED) != k->hash)
+			continue;
+		c = ctrl_at(s, obj);
+		if (c && c->kind == (uint32_t)k->kind &&
+		    (k->kind == IPCX_OBJ_UNIQUE ? c->type_tag == k->tag :
+		     (c->name_len == k->len && !memcmp(ctrl_name(c), k->name, k->len)))) {
+			cnt = c->count;
+			ttag = c->type_tag;
+			break;
+		}
+		c = NULL;
+	}
+answer:
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	g2 = __atomic_load_n(&h->gen, __ATOMIC_RELAXED);
+	if (g1 != g2)
+		return 1;
+	if (!c)
+		return -ENOENT;
+	if (tag != IPCX_TYPE_ANY && ttag != tag)
+		return -EPROTOTYPE;
+	if (out)
+		*out = (char *)c + sizeof(*c);
+	if (count)
+		*count = cnt;
+	return 0;
+}
+
 static int obj_find(struct ipcx_managed *s, const struct key *k, uint64_t tag, void **out,
 		    size_t *count)
 {
 	struct mobj *c = NULL;
 	long idx, ins;
-	int ret;
+	int ret, tries;
 
+	for (tries = 0; tries < 3; tries++) {
+		ret = find_optimistic(s, k, tag, out, count);
+		if (ret != 1)
+			return ret;
+	}
 	ret = seg_lock(s);
 	if (ret)
 		return ret;
@@ -876,15 +971,18 @@ static void obj_remove(struct ipcx_managed *s, struct mobj *c, long idx,
 	char *d = (char *)c + sizeof(*c);
 
 	if (idx >= 0) {
+		gen_begin(s);
 		SW(s, &slots(s)[idx].obj, TOMB);
 		if (c->kind == IPCX_OBJ_NAMED)
 			SW(s, &h->named, h->named - 1);
 		else
 			SW(s, &h->unique, h->unique - 1);
+		SW(s, (uint64_t *)c, ((uint64_t)c->kind << 32) | OBJ_DEAD);
+		gen_end(s);
 	} else {
 		SW(s, &h->anon, h->anon - 1);
+		SW(s, (uint64_t *)c, ((uint64_t)c->kind << 32) | OBJ_DEAD);
 	}
-	SW(s, (uint64_t *)c, ((uint64_t)c->kind << 32) | OBJ_DEAD);
 	ipcx_lk_commit(&h->lk);
 	/* Unreachable from now on: a crash past here leaks this block only. */
 	obj_fini(d, c, c->count, fini, arg);
@@ -1179,7 +1277,7 @@ int ipcx_managed_try_atomic(struct ipcx_managed *s, void (*fn)(void *arg), void 
 		return -EINVAL;
 	if (s->flags & S_RO)
 		return -EROFS;
-	ret = ipcx_lk_trylock(&s->h->lk, s->base, seg_size(s));
+	ret = seg_locked(s, ipcx_lk_trylock(&s->h->lk, s->base, seg_size(s)));
 	if (ret)
 		return ret == -EBUSY ? -EAGAIN : ret;
 	fn(arg);
@@ -1391,6 +1489,7 @@ int ipcx_managed_check(struct ipcx_managed *s, struct ipcx_managed_report *rep)
 	r.named = named;
 	r.unique = unique;
 	r.anon = s->h->anon;
+	r.repairs = s->h->lk.repairs;
 	if (rep) {
 		size_t n = rep->sz && rep->sz < sizeof(r) ? rep->sz : sizeof(r);
 

@@ -36,13 +36,14 @@ struct ipcx_ulog_ent {
 struct ipcx_lk {
 	union {
 		pthread_mutex_t mtx;
-		uint8_t raw[48];
+		uint8_t raw[40];
 	};
+	uint64_t repairs;	/* dead holders rolled back so far (for check/tools) */
 	uint64_t n;		/* live undo entries; 0 = committed */
 	uint64_t cap;		/* entries in the log that follows the lock */
 };
 
-_Static_assert(sizeof(pthread_mutex_t) <= 48, "mutex fits the lock slot");
+_Static_assert(sizeof(pthread_mutex_t) <= 40, "mutex fits the lock slot");
 _Static_assert(sizeof(struct ipcx_lk) == 64, "ipcx_lk is ABI");
 
 #define ipcx_barrier() __asm__ __volatile__("" ::: "memory")
@@ -103,19 +104,31 @@ static inline int ipcx_lk_acquired(struct ipcx_lk *lk, int ret, void *base, uint
 		return 0;
 	if (ret == EOWNERDEAD) {
 		ipcx_lk_rollback(lk, base, size);
+		lk->repairs++;
 		pthread_mutex_consistent(&lk->mtx);
-		return 0;
+		return 1;
 	}
 	return -ret;	/* ENOTRECOVERABLE, EBUSY (trylock), EDEADLK, ... */
+}
+
+/*
+ * 0, 1 if a dead holder's op was rolled back (the lock is held and
+ * consistent), or -errno (-ENOTRECOVERABLE).
+ */
+static inline int ipcx_lk_lock_repair(struct ipcx_lk *lk, void *base, uint64_t size)
+{
+	return ipcx_lk_acquired(lk, pthread_mutex_lock(&lk->mtx), base, size);
 }
 
 /* 0, or -errno (-ENOTRECOVERABLE). A dead holder's op is rolled back first. */
 static inline int ipcx_lk_lock(struct ipcx_lk *lk, void *base, uint64_t size)
 {
-	return ipcx_lk_acquired(lk, pthread_mutex_lock(&lk->mtx), base, size);
+	int ret = ipcx_lk_lock_repair(lk, base, size);
+
+	return ret > 0 ? 0 : ret;
 }
 
-/* 0, -EBUSY if held, or -errno. */
+/* 0, 1 (repaired, as ipcx_lk_lock_repair), -EBUSY if held, or -errno. */
 static inline int ipcx_lk_trylock(struct ipcx_lk *lk, void *base, uint64_t size)
 {
 	return ipcx_lk_acquired(lk, pthread_mutex_trylock(&lk->mtx), base, size);

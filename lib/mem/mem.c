@@ -317,14 +317,20 @@ static uint64_t new_run(struct ipcx_mem *m, struct mclass *k, unsigned int c)
 	KW(m, k, &k->empty, k->empty + 1);
 	KW(m, k, &k->free_bytes, k->free_bytes + bs);
 	partial_push(m, k, o);
+	ipcx_lk_commit(&k->lk);		/* a complete step; keeps the log short */
 	return o;
 }
 
-/* Unlink an empty run, commit, and give it back (class lock held). */
+/*
+ * Unlink an empty run, commit, and give it back (class lock held). Log
+ * budget per commit: a class op logs at most 12 stores between commits
+ * (CLASS_LOG is 16); a large op at most about 40 (LARGE_LOG is 128).
+ */
 static void release_run(struct ipcx_mem *m, struct mclass *k, uint64_t run)
 {
 	struct mrun *r = run_of(m, run);
 
+	ipcx_lk_commit(&k->lk);		/* the free that emptied it is complete */
 	partial_unlink(m, k, run);
 	KW(m, k, &k->runs, k->runs - 1);
 	KW(m, k, &k->empty, k->empty - 1);
@@ -1166,6 +1172,9 @@ int ipcx_mem_check(struct ipcx_mem *m, struct ipcx_mem_report *rep, unsigned int
 	}
 	if (class_live != k.r.small_live)
 		bad(&k, 0, "small live counter disagrees");
+	k.r.repairs = m->lk.repairs;
+	for (c = 0; c < NCLASS; c++)
+		k.r.repairs += m->cls[c].lk.repairs;
 done:
 	if (locked)
 		unlock_all(m);

@@ -341,6 +341,7 @@ struct ipcx_managed_report {
 	uint64_t named, unique, anon;	/* counted in the index / counters */
 	uint64_t errors;		/* index inconsistencies */
 	const char *first_error;
+	uint64_t repairs;		/* segment-lock holders' calls rolled back */
 };
 
 /**

@@ -205,6 +205,7 @@ struct ipcx_mem_report {
 	uint64_t errors;	/* inconsistencies found */
 	uint64_t first_error_off; /* region offset of the first one */
 	const char *first_error;  /* static text describing it, or NULL */
+	uint64_t repairs;	/* calls of killed processes rolled back so far */
 };
 
 #define IPCX_MEM_CHECK_NOLOCK	0x1u	/* do not lock (read-only mapping; racy) */
