@@ -362,7 +362,12 @@ static void *small_alloc(struct ipcx_mem *m, unsigned int c)
 	r = run_of(m, run);
 	blk = r->free;
 	if (blk) {
-		KW(m, k, &r->free, *W(m, blk + 8));
+		uint64_t next = *W(m, blk + 8);
+
+		KW(m, k, &r->free, next);
+		/* The next allocation of this class will read it: start the miss now. */
+		if (next)
+			__builtin_prefetch(W(m, next), 1);
 	} else {
 		blk = r->bump;
 		KW(m, k, &r->bump, blk + stride);
