@@ -637,18 +637,36 @@ static inline struct slot *slots(const struct ipcx_managed *s)
 }
 
 /*
+ * A bounds-checked snapshot of the index (a read-only opener reads it while
+ * writers may swap it). Returns false when there is none or it is invalid.
+ */
+static bool index_get(const struct ipcx_managed *s, const struct slot **t, uint64_t *capp)
+{
+	uint64_t table = __atomic_load_n(&s->h->table, __ATOMIC_ACQUIRE);
+	uint64_t cap = __atomic_load_n(&s->h->cap, __ATOMIC_ACQUIRE), size = seg_size(s);
+
+	if (!table || !cap || (cap & (cap - 1)) || table < MEM_OFF || table >= size ||
+	    cap > (size - table) / sizeof(struct slot))
+		return false;
+	*t = (const struct slot *)(s->base + table);
+	*capp = cap;
+	return true;
+}
+
+/*
  * Find @k. Returns the slot index of the match or -1; *@ins gets the slot
  * an insert should use (first tombstone or the empty slot ending the probe).
  */
-static long lookup(const struct ipcx_managed *s, const struct key *k, long *ins)
+static long lookup(const struct ipcx_managed *s, const struct key *k, long *ins,
+		   uint64_t *objp)
 {
-	uint64_t cap = s->h->cap, mask = cap - 1, i, n;
+	uint64_t cap, mask, i, n;
 	const struct slot *t;
 
 	*ins = -1;
-	if (!s->h->table || !cap)
+	if (!index_get(s, &t, &cap))
 		return -1;
-	t = slots(s);
+	mask = cap - 1;
 	for (i = k->hash & mask, n = 0; n < cap; n++, i = (i + 1) & mask) {
 		uint64_t obj = t[i].obj;
 		const struct mobj *c;
@@ -669,8 +687,11 @@ static long lookup(const struct ipcx_managed *s, const struct key *k, long *ins)
 		if (!c || c->kind != (uint32_t)k->kind)
 			continue;
 		if (k->kind == IPCX_OBJ_UNIQUE ? c->type_tag == k->tag :
-		    (c->name_len == k->len && !memcmp(ctrl_name(c), k->name, k->len)))
+		    (c->name_len == k->len && !memcmp(ctrl_name(c), k->name, k->len))) {
+			if (objp)
+				*objp = obj;
 			return (long)i;
+		}
 	}
 	return -1;
 }
@@ -794,6 +815,7 @@ static int obj_create(struct ipcx_managed *s, const struct key *k,
 {
 	struct ipcx_obj_spec sp;
 	struct seg_hdr *h;
+	uint64_t obj = 0;
 	long idx, ins;
 	void *d;
 	int ret;
@@ -814,9 +836,9 @@ static int obj_create(struct ipcx_managed *s, const struct key *k,
 	ret = seg_lock(s);
 	if (ret)
 		return ret;
-	idx = lookup(s, k, &ins);
+	idx = lookup(s, k, &ins, &obj);
 	if (idx >= 0) {
-		struct mobj *c = ctrl_at(s, slots(s)[idx].obj);
+		struct mobj *c = ctrl_at(s, obj);
 
 		if (!find_ok || !c) {
 			ret = -EEXIST;
@@ -840,7 +862,7 @@ static int obj_create(struct ipcx_managed *s, const struct key *k,
 		goto out;
 	/* @init may have called back into the segment: probe again. */
 	ret = ensure_room(s, 1);
-	if (!ret && lookup(s, k, &ins) >= 0)
+	if (!ret && lookup(s, k, &ins, NULL) >= 0)
 		ret = -EEXIST;
 	if (ret) {
 		struct mobj *c = (struct mobj *)((char *)d - sizeof(struct mobj));
@@ -936,6 +958,7 @@ static int obj_find(struct ipcx_managed *s, const struct key *k, uint64_t tag, v
 		    size_t *count)
 {
 	struct mobj *c = NULL;
+	uint64_t obj = 0;
 	long idx, ins;
 	int ret, tries;
 
@@ -947,9 +970,9 @@ static int obj_find(struct ipcx_managed *s, const struct key *k, uint64_t tag, v
 	ret = seg_lock(s);
 	if (ret)
 		return ret;
-	idx = lookup(s, k, &ins);
+	idx = lookup(s, k, &ins, &obj);
 	if (idx >= 0)
-		c = ctrl_at(s, slots(s)[idx].obj);
+		c = ctrl_at(s, obj);
 	if (!c)
 		ret = -ENOENT;
 	else if (tag != IPCX_TYPE_ANY && c->type_tag != tag)
@@ -994,6 +1017,7 @@ static int obj_destroy(struct ipcx_managed *s, const struct key *k, uint64_t tag
 		       void (*fini)(void *, size_t, void *), void *arg)
 {
 	struct mobj *c = NULL;
+	uint64_t obj = 0;
 	long idx, ins;
 	int ret;
 
@@ -1004,9 +1028,9 @@ static int obj_destroy(struct ipcx_managed *s, const struct key *k, uint64_t tag
 	ret = seg_lock(s);
 	if (ret)
 		return ret;
-	idx = lookup(s, k, &ins);
+	idx = lookup(s, k, &ins, &obj);
 	if (idx >= 0)
-		c = ctrl_at(s, slots(s)[idx].obj);
+		c = ctrl_at(s, obj);
 	if (!c)
 		ret = -ENOENT;
 	else if (tag != IPCX_TYPE_ANY && c->type_tag != tag)
@@ -1127,12 +1151,12 @@ int ipcx_managed_construct_anon(struct ipcx_managed *s, const struct ipcx_obj_sp
 /* The index slot holding the object at data offset @off, or -1. */
 static long slot_of(const struct ipcx_managed *s, const struct mobj *c, uint64_t off)
 {
-	uint64_t cap = s->h->cap, mask = cap - 1, i, n;
+	uint64_t cap, mask, i, n;
 	const struct slot *t;
 
-	if (!s->h->table)
+	if (!index_get(s, &t, &cap))
 		return -1;
-	t = slots(s);
+	mask = cap - 1;
 	for (i = c->hash & mask, n = 0; n < cap && t[i].obj; n++, i = (i + 1) & mask)
 		if (t[i].obj == off)
 			return (long)i;
@@ -1212,7 +1236,8 @@ int ipcx_managed_foreach(struct ipcx_managed *s, enum ipcx_obj_kind kind,
 			 int (*fn)(const struct ipcx_obj_info *info, void *arg), void *arg)
 {
 	struct ipcx_obj_info info;
-	uint64_t i;
+	const struct slot *t = NULL;
+	uint64_t i, cap;
 	int ret;
 
 	if (!s || !fn || (kind != IPCX_OBJ_NAMED && kind != IPCX_OBJ_UNIQUE))
@@ -1220,12 +1245,14 @@ int ipcx_managed_foreach(struct ipcx_managed *s, enum ipcx_obj_kind kind,
 	ret = seg_lock(s);
 	if (ret)
 		return ret;
-	for (i = 0; s->h->table && i < s->h->cap && !ret; i++) {
+	if (!index_get(s, &t, &cap))
+		cap = 0;
+	for (i = 0; i < cap && !ret; i++) {
 		const struct mobj *c;
 
-		if (slots(s)[i].obj <= TOMB)
+		if (t[i].obj <= TOMB)
 			continue;
-		c = ctrl_at(s, slots(s)[i].obj);
+		c = ctrl_at(s, t[i].obj);
 		if (!c || c->kind != (uint32_t)kind)
 			continue;
 		info_fill(c, &info);
@@ -1448,7 +1475,8 @@ out:
 int ipcx_managed_check(struct ipcx_managed *s, struct ipcx_managed_report *rep)
 {
 	struct ipcx_managed_report r = { .sz = sizeof(r) };
-	uint64_t i, named = 0, unique = 0, tombs = 0;
+	uint64_t i, named = 0, unique = 0, tombs = 0, cap;
+	const struct slot *tab = NULL;
 	int ret, mret;
 
 	if (!s)
@@ -1461,8 +1489,13 @@ int ipcx_managed_check(struct ipcx_managed *s, struct ipcx_managed_report *rep)
 	if (ret)
 		return ret;
 	mret = ipcx_mem_check(s->mem, &r.mem, (s->flags & S_RO) ? IPCX_MEM_CHECK_NOLOCK : 0);
-	for (i = 0; s->h->table && i < s->h->cap; i++) {
-		const struct slot *t = &slots(s)[i];
+	if (!index_get(s, &tab, &cap)) {
+		cap = 0;
+		if (s->h->table && !r.errors++)
+			r.first_error = "index: table out of the segment";
+	}
+	for (i = 0; i < cap; i++) {
+		const struct slot *t = &tab[i];
 		const struct mobj *c;
 
 		if (t->obj == TOMB) {
