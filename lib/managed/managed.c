@@ -20,6 +20,7 @@
  * object counters; order: segment lock -> allocator locks.
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -231,6 +232,16 @@ static int map_fd(int fd, unsigned int mode, struct ipcx_managed **out)
 	return 0;
 }
 
+/* Reserve @size bytes (fallocate: a full filesystem fails now, not with SIGBUS later). */
+static int backing_reserve(int fd, uint64_t size)
+{
+	if (fallocate(fd, 0, 0, (off_t)size) == 0)
+		return 0;
+	if (errno != EOPNOTSUPP)
+		return -errno;
+	return ftruncate(fd, (off_t)size) ? -errno : 0;
+}
+
 struct create_arg {
 	uint64_t size, max, huge;
 };
@@ -313,6 +324,96 @@ int ipcx_managed_open(const char *name, const struct ipcx_managed_opts *opts,
 	return ret;
 }
 
+/* Build a segment file at @path atomically: unnamed file in its directory, then linkat. */
+static int file_create(const char *path, const struct create_arg *a, unsigned int perm)
+{
+	char dir[IPCX_PATH_MAX], proc[64];
+	const char *slash = strrchr(path, '/');
+	size_t dl;
+	int fd, ret;
+
+	if (!slash) {
+		strcpy(dir, ".");
+	} else {
+		dl = slash == path ? 1 : (size_t)(slash - path);
+		if (dl >= sizeof(dir))
+			return -ENAMETOOLONG;
+		memcpy(dir, path, dl);
+		dir[dl] = '\0';
+	}
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, perm ? perm : IPCX_DEFAULT_PERM)) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = backing_reserve(fd, a->size);
+	if (!ret)
+		ret = init_file(fd, (void *)a);
+	if (ret)
+		goto fail;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW)) {
+		ret = -errno;
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return ret;
+}
+
+int ipcx_managed_open_file(const char *path, const struct ipcx_managed_opts *opts,
+			   struct ipcx_managed **out)
+{
+	struct ipcx_managed_opts o;
+	struct create_arg a = { 0 };
+	unsigned int how;
+	int fd = -1, ret, tries;
+
+	if (!out || !path || !*path || strlen(path) >= IPCX_PATH_MAX)
+		return -EINVAL;
+	*out = NULL;
+	opts_copy(&o, opts);
+	how = o.mode & IPCX_OPEN_MODE_MASK;
+	if (!how)
+		how = IPCX_OPEN_OR_CREATE;
+	if ((o.mode & IPCX_READ_ONLY) && (o.mode & IPCX_COPY_ON_WRITE))
+		return -EINVAL;
+	if (o.mode & (IPCX_READ_ONLY | IPCX_COPY_ON_WRITE)) {
+		if (how == IPCX_CREATE_ONLY)
+			return -EINVAL;
+		how = IPCX_OPEN_ONLY;
+	}
+	if (how & IPCX_CREATE_ONLY) {
+		ret = create_sizes(&o, &a);
+		if (ret)
+			return ret;
+	}
+	/* open-or-create: lose a create race (EEXIST) -> open the winner's, bounded. */
+	fd = -EAGAIN;
+	for (tries = 0; tries < 64; tries++) {
+		if (how & IPCX_OPEN_ONLY) {
+			fd = open(path, ((o.mode & IPCX_READ_ONLY) ? O_RDONLY : O_RDWR) |
+				  O_CLOEXEC | O_NOFOLLOW);
+			if (fd < 0)
+				fd = -errno;
+			if (fd != -ENOENT || how == IPCX_OPEN_ONLY)
+				break;
+		}
+		fd = file_create(path, &a, o.perm);
+		if (fd != -EEXIST || how == IPCX_CREATE_ONLY)
+			break;
+	}
+	if (fd < 0)
+		return fd;
+	ret = map_fd(fd, o.mode, out);
+	if (ret)
+		close(fd);
+	return ret;
+}
+
 int ipcx_managed_unlink(const char *name, const char *dir)
 {
 	return ipcx_named_unlink(IPCX_KIND_MANAGED, name, dir);
@@ -334,12 +435,9 @@ int ipcx_managed_create_memfd(const struct ipcx_managed_opts *opts, struct ipcx_
 	fd = ipcx_memfd_create("ipcx.seg", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return fd;
-	if (fallocate(fd, 0, 0, (off_t)a.size) && (errno != EOPNOTSUPP ||
-						   ftruncate(fd, (off_t)a.size))) {
-		ret = -errno;
-		goto fail;
-	}
-	ret = init_file(fd, &a);
+	ret = backing_reserve(fd, a.size);
+	if (!ret)
+		ret = init_file(fd, &a);
 	if (ret)
 		goto fail;
 	/* No peer may shrink it under a mapping (SIGBUS); growth stays allowed. */
@@ -1317,11 +1415,7 @@ int ipcx_managed_try_atomic(struct ipcx_managed *s, void (*fn)(void *arg), void 
 
 static int backing_extend(int fd, uint64_t size)
 {
-	if (fallocate(fd, 0, 0, (off_t)size) == 0)
-		return 0;
-	if (errno != EOPNOTSUPP)
-		return -errno;
-	return ftruncate(fd, (off_t)size) ? -errno : 0;
+	return backing_reserve(fd, size);
 }
 
 /* Grow to @new_size (lock not held); @limit is the mapped range. */

@@ -682,6 +682,46 @@ TEST(memfd_shared_with_a_child)
 	ipcx_managed_close(m);
 }
 
+TEST(mapped_file)
+{
+	char dir[] = "/tmp/ipcx-test.XXXXXX", path[96], cmd[128];
+	struct ipcx_obj_spec sp = spec_of(3, 8, 1);
+	struct ipcx_managed_report r;
+	struct ipcx_managed *f, *g;
+	uint64_t *p, *q;
+
+	ASSERT_NE(NULL, mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/seg.bin", dir);
+	{
+		IPCX_OPTS(ipcx_managed_opts, o, .mode = IPCX_OPEN_ONLY);
+
+		ASSERT_EQ(-ENOENT, ipcx_managed_open_file(path, &o, &f));
+	}
+	{
+		IPCX_OPTS(ipcx_managed_opts, o, .mode = IPCX_CREATE_ONLY, .size = MB,
+			  .max_size = 4 * MB);
+
+		ASSERT_EQ(0, ipcx_managed_open_file(path, &o, &f));
+		ASSERT_EQ(-EEXIST, ipcx_managed_open_file(path, &o, &g));
+	}
+	ASSERT_EQ(0, ipcx_managed_construct(f, "v", &sp, (void **)&p));
+	*p = 4242;
+	ASSERT_EQ(0, ipcx_managed_grow(f, 2 * MB));
+	ipcx_managed_close(f);
+	{
+		IPCX_OPTS(ipcx_managed_opts, o, .mode = IPCX_OPEN_OR_CREATE, .size = MB);
+
+		ASSERT_EQ(0, ipcx_managed_open_file(path, &o, &g));
+	}
+	ASSERT_EQ(2 * MB, ipcx_managed_size(g));
+	ASSERT_EQ(0, ipcx_managed_find(g, "v", 3, (void **)&q, NULL));
+	ASSERT_EQ(4242, *q);
+	ASSERT_EQ(0, check(g, &r));
+	ipcx_managed_close(g);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ASSERT_EQ(0, system(cmd));
+}
+
 TEST_F(seg, handles)
 {
 	struct ipcx_handle h;

@@ -67,6 +67,18 @@ IPCX_API int ipcx_managed_open(const char *name, const struct ipcx_managed_opts 
 			       struct ipcx_managed **out);
 
 /**
+ * ipcx_managed_open_file() - open or atomically create a segment in the
+ * file at @path (Boost's managed_mapped_file): created unnamed in the
+ * file's directory, built, then linked to @path
+ * @opts: as for ipcx_managed_open() (dir is ignored)
+ *
+ * Return: 0, -EEXIST, -ENOENT, -EPROTO, -EINVAL, -errno (-EOPNOTSUPP if the
+ * filesystem has no O_TMPFILE).
+ */
+IPCX_API int ipcx_managed_open_file(const char *path, const struct ipcx_managed_opts *opts,
+				    struct ipcx_managed **out);
+
+/**
  * ipcx_managed_unlink() - remove a named segment's name
  * @dir: NULL for the default directory
  *
