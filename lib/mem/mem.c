@@ -17,7 +17,6 @@
 
 #define W(m, off)	((uint64_t *)((char *)(m) + (off)))
 #define LW(m, p, v)	ipcx_lk_write(&(m)->lk, (m), (p), (v))
-#define KW(m, k, p, v)	ipcx_lk_write(&(k)->lk, (m), (p), (v))
 
 static const uint16_t big_strides[NCLASS - 31] = {
 	640, 768, 896, 1024, 1280, 1536, 1792, 2048,
@@ -68,9 +67,19 @@ static inline int large_lock(struct ipcx_mem *m)
 	return ipcx_lk_lock(&m->lk, m, msize(m));
 }
 
-static inline int class_lock(struct ipcx_mem *m, struct mclass *k)
+static int class_repair(struct ipcx_mem *m, unsigned int c);
+
+static inline int class_lock(struct ipcx_mem *m, unsigned int c)
 {
-	return ipcx_lk_lock(&k->lk, m, msize(m));
+	struct mclass *k = &m->cls[c];
+	int ret = ipcx_lk_lock_repair(&k->lk, m, msize(m));
+
+	if (__builtin_expect(ret == 1, 0)) {
+		ret = class_repair(m, c);
+		if (ret)
+			ipcx_lk_unlock(&k->lk);
+	}
+	return ret;
 }
 
 /* ---- large allocator (m->lk held) ------------------------------------ */
@@ -265,16 +274,27 @@ static void *large_alloc(struct ipcx_mem *m, size_t size, uint64_t align)
 
 /* ---- size classes (class lock held) ----------------------------------- */
 
+/*
+ * Crash safety of a class works differently from the large allocator's undo
+ * log, to keep the hot path to plain stores. The ground truth of a run is
+ * its header magic, bump pointer and free list, and every change to a free
+ * list is a single store (pop: r->free = next; push: link written first,
+ * then r->free = blk). Everything else (live counts, the partial list,
+ * the class counters) is derived, and a locker that finds the previous
+ * holder dead rebuilds it from the runs (class_repair). A death can only
+ * leave the dying call's block off every list: it then counts as live.
+ */
+
 static void partial_push(struct ipcx_mem *m, struct mclass *k, uint64_t run)
 {
 	struct mrun *r = run_of(m, run);
 
-	KW(m, k, &r->next, k->partial);
-	KW(m, k, &r->prev, 0);
+	r->next = k->partial;
+	r->prev = 0;
 	if (k->partial)
-		KW(m, k, &run_of(m, k->partial)->prev, run);
-	KW(m, k, &k->partial, run);
-	KW(m, k, &r->linked, 1);
+		run_of(m, k->partial)->prev = run;
+	k->partial = run;
+	r->linked = 1;
 }
 
 static void partial_unlink(struct ipcx_mem *m, struct mclass *k, uint64_t run)
@@ -283,12 +303,66 @@ static void partial_unlink(struct ipcx_mem *m, struct mclass *k, uint64_t run)
 	uint64_t nx = r->next, pv = r->prev;
 
 	if (pv)
-		KW(m, k, &run_of(m, pv)->next, nx);
+		run_of(m, pv)->next = nx;
 	else
-		KW(m, k, &k->partial, nx);
+		k->partial = nx;
 	if (nx)
-		KW(m, k, &run_of(m, nx)->prev, pv);
-	KW(m, k, &r->linked, 0);
+		run_of(m, nx)->prev = pv;
+	r->linked = 0;
+}
+
+/*
+ * Rebuild class @c's derived state from its runs, found by walking every
+ * block under the large lock (class lock held; a holder died).
+ */
+static int class_repair(struct ipcx_mem *m, unsigned int c)
+{
+	struct mclass *k = &m->cls[c];
+	uint64_t o, end, stride = k->stride, nb = k->nblocks;
+	uint64_t live_sum = 0, runs = 0, empty = 0, fb = 0;
+	int ret;
+
+	ret = large_lock(m);
+	if (ret)
+		return ret;
+	k->partial = 0;
+	end = m->end;
+	for (o = m->first; o < end;) {
+		uint64_t h = *W(m, o), size = h & ~F_MASK;
+		struct mrun *r;
+		uint64_t b, n = 0, used;
+
+		if (size < MIN_BLOCK || size > end - o)
+			break;		/* corrupted: the check will say where */
+		r = run_of(m, o);
+		if ((h & (F_USED | F_RUN)) != (F_USED | F_RUN) || r->magic != (RUN_MAGIC | c) ||
+		    r->bump < o + RUN_FIRST || r->bump > o + size) {
+			o += size;
+			continue;
+		}
+		for (b = r->free; b && n <= nb; b = *W(m, b + 8))
+			n++;
+		used = (r->bump - o - RUN_FIRST) / stride;
+		r->live = used >= n ? used - n : 0;
+		r->linked = 0;
+		runs++;
+		live_sum += r->live;
+		if (r->live == 0) {
+			empty++;
+			fb += r->bsize;
+		} else {
+			fb += (nb - r->live) * stride;
+		}
+		if (r->live < nb)
+			partial_push(m, k, o);
+		o += size;
+	}
+	k->live = live_sum;
+	k->runs = runs;
+	k->empty = empty;
+	k->free_bytes = fb;
+	ipcx_lk_unlock(&m->lk);
+	return 0;
 }
 
 /* Get a fresh run for class @c from the large allocator. */
@@ -300,44 +374,42 @@ static uint64_t new_run(struct ipcx_mem *m, struct mclass *k, unsigned int c)
 	if (large_lock(m))
 		return 0;
 	o = large_get(m, RUN_BLOCK, 16, &bs);
-	if (o)
+	if (o) {
 		LW(m, W(m, o), *W(m, o) | F_RUN);
+		/*
+		 * Written under the large lock (a rollback makes it part of a
+		 * free block again), so a committed run always has its magic and
+		 * a class repair finds it even if we die before linking it.
+		 */
+		r = run_of(m, o);
+		r->magic = RUN_MAGIC | c;
+		r->bsize = bs;
+		r->live = 0;
+		r->free = 0;
+		r->bump = o + RUN_FIRST;
+		r->next = r->prev = r->linked = 0;
+	}
 	ipcx_lk_unlock(&m->lk);
 	if (!o)
 		return 0;
-	/* Private until linked: a crash before the link leaks the run only. */
-	r = run_of(m, o);
-	r->magic = RUN_MAGIC | c;
-	r->bsize = bs;
-	r->live = 0;
-	r->free = 0;
-	r->bump = o + RUN_FIRST;
-	r->next = r->prev = r->linked = 0;
-	KW(m, k, &k->runs, k->runs + 1);
-	KW(m, k, &k->empty, k->empty + 1);
-	KW(m, k, &k->free_bytes, k->free_bytes + bs);
+	k->runs++;
+	k->empty++;
+	k->free_bytes += bs;
 	partial_push(m, k, o);
-	ipcx_lk_commit(&k->lk);		/* a complete step; keeps the log short */
 	return o;
 }
 
-/*
- * Unlink an empty run, commit, and give it back (class lock held). Log
- * budget per commit: a class op logs at most 12 stores between commits
- * (CLASS_LOG is 16); a large op at most about 40 (LARGE_LOG is 128).
- */
+/* Unlink an empty run and give it back to the large allocator (class lock held). */
 static void release_run(struct ipcx_mem *m, struct mclass *k, uint64_t run)
 {
 	struct mrun *r = run_of(m, run);
 
-	ipcx_lk_commit(&k->lk);		/* the free that emptied it is complete */
 	partial_unlink(m, k, run);
-	KW(m, k, &k->runs, k->runs - 1);
-	KW(m, k, &k->empty, k->empty - 1);
-	KW(m, k, &k->free_bytes, k->free_bytes - r->bsize);
-	ipcx_lk_commit(&k->lk);
+	k->runs--;
+	k->empty--;
+	k->free_bytes -= r->bsize;
 	if (large_lock(m))
-		return;		/* leaks the run; the check reports it */
+		return;		/* the run stays; a repair relinks it */
 	LW(m, W(m, run), *W(m, run) & ~F_RUN);
 	large_put(m, run);
 	ipcx_lk_unlock(&m->lk);
@@ -349,7 +421,7 @@ static void *small_alloc(struct ipcx_mem *m, unsigned int c)
 	uint64_t run, blk, live, stride = k->stride, nb = k->nblocks;
 	struct mrun *r;
 
-	if (class_lock(m, k))
+	if (class_lock(m, c))
 		return NULL;
 	run = k->partial;
 	if (!run) {
@@ -364,29 +436,30 @@ static void *small_alloc(struct ipcx_mem *m, unsigned int c)
 	if (blk) {
 		uint64_t next = *W(m, blk + 8);
 
-		KW(m, k, &r->free, next);
+		r->free = next;		/* the one store that takes the block */
 		/* The next allocation of this class will read it: start the miss now. */
 		if (next)
 			__builtin_prefetch(W(m, next), 1);
 	} else {
 		blk = r->bump;
-		KW(m, k, &r->bump, blk + stride);
+		r->bump = blk + stride;
 	}
+	ipcx_barrier();
 	live = r->live;
 	if (live == 0) {
-		KW(m, k, &k->empty, k->empty - 1);
-		KW(m, k, &k->free_bytes, k->free_bytes - r->bsize + (nb - 1) * stride);
+		k->empty--;
+		k->free_bytes -= r->bsize - (nb - 1) * stride;
 	} else {
-		KW(m, k, &k->free_bytes, k->free_bytes - stride);
+		k->free_bytes -= stride;
 	}
-	KW(m, k, &r->live, live + 1);
+	r->live = live + 1;
 	if (live + 1 == nb)
 		partial_unlink(m, k, run);
-	KW(m, k, &k->live, k->live + 1);
-	KW(m, k, W(m, blk), ((blk - run - RUN_FIRST) / stride) << 48 | ((blk - run) / 16) << 32 |
-			     (uint64_t)SMALL_MAGIC << 16 | (uint64_t)c << 8 | F_SMALL | F_USED);
-	ipcx_lk_unlock(&k->lk);
+	k->live++;
+	*W(m, blk) = ((blk - run - RUN_FIRST) / stride) << 48 | ((blk - run) / 16) << 32 |
+		     (uint64_t)SMALL_MAGIC << 16 | (uint64_t)c << 8 | F_SMALL | F_USED;
 	*W(m, blk + 8) = 0;
+	ipcx_lk_unlock(&k->lk);
 	return (char *)m + blk + 8;
 }
 
@@ -397,7 +470,7 @@ static int small_free(struct ipcx_mem *m, unsigned int c, uint64_t run, uint64_t
 	uint64_t h, live, stride = k->stride, nb = k->nblocks;
 	int ret;
 
-	ret = class_lock(m, k);
+	ret = class_lock(m, c);
 	if (ret)
 		return ret;
 	h = *W(m, blk);
@@ -405,20 +478,22 @@ static int small_free(struct ipcx_mem *m, unsigned int c, uint64_t run, uint64_t
 		ipcx_lk_unlock(&k->lk);
 		return -EINVAL;		/* double free */
 	}
-	KW(m, k, W(m, blk), h & ~F_USED);
-	KW(m, k, W(m, blk + 8), r->free);
-	KW(m, k, &r->free, blk);
+	*W(m, blk) = h & ~F_USED;
+	*W(m, blk + 8) = r->free;
+	ipcx_barrier();			/* the link is in place before the block is */
+	r->free = blk;			/* the one store that gives it back */
+	ipcx_barrier();
 	live = r->live - 1;
-	KW(m, k, &r->live, live);
-	KW(m, k, &k->live, k->live - 1);
+	r->live = live;
+	k->live--;
 	if (live == 0)
-		KW(m, k, &k->free_bytes, k->free_bytes + r->bsize - (nb - 1) * stride);
+		k->free_bytes += r->bsize - (nb - 1) * stride;
 	else
-		KW(m, k, &k->free_bytes, k->free_bytes + stride);
+		k->free_bytes += stride;
 	if (live + 1 == nb)
 		partial_push(m, k, run);
 	if (live == 0) {
-		KW(m, k, &k->empty, k->empty + 1);
+		k->empty++;
 		if (k->empty > 1)
 			release_run(m, k, run);
 	}
@@ -500,7 +575,7 @@ struct ipcx_mem *ipcx_mem_init(void *base, size_t size, const struct ipcx_mem_op
 	for (c = 0; c < NCLASS; c++) {
 		struct mclass *k = &m->cls[c];
 
-		if (ipcx_lk_init(&k->lk, CLASS_LOG, false))
+		if (ipcx_lk_init(&k->lk, 0, false))
 			return NULL;
 		k->stride = class_stride(c);
 		k->nblocks = (RUN_BLOCK - RUN_FIRST) / k->stride;
@@ -639,7 +714,7 @@ long ipcx_mem_trim(struct ipcx_mem *m)
 
 		if (!__atomic_load_n(&k->empty, __ATOMIC_RELAXED))
 			continue;
-		ret = class_lock(m, k);
+		ret = class_lock(m, c);
 		if (ret)
 			return ret;
 		for (run = k->partial; run && steps <= k->runs; run = next, steps++) {
@@ -685,7 +760,7 @@ static int lock_all(struct ipcx_mem *m)
 	int ret;
 
 	for (c = 0; c < NCLASS; c++) {
-		ret = class_lock(m, &m->cls[c]);
+		ret = class_lock(m, c);
 		if (ret)
 			goto undo;
 	}

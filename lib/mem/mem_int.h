@@ -42,14 +42,12 @@
 #define RUN_BLOCK	65536ull
 #define RUN_FIRST	80ull		/* first small block, from the run's header */
 #define NCLASS		39
-#define CLASS_LOG	16
 #define LARGE_LOG	128
 #define NBINS		240
 #define NBITMAP		((NBINS + 63) / 64)
 
 struct mclass {
-	struct ipcx_lk lk;
-	struct ipcx_ulog_ent log[CLASS_LOG];
+	struct ipcx_lk lk;	/* no undo log: see class_repair() */
 	uint64_t partial;	/* first run with a free block (run block offset) */
 	uint64_t live;		/* small blocks handed out */
 	uint64_t runs;		/* runs owned */
@@ -93,7 +91,7 @@ struct ipcx_mem {
 	struct mclass cls[NCLASS];
 };
 
-_Static_assert(sizeof(struct mclass) == 384, "mclass is ABI");
+_Static_assert(sizeof(struct mclass) == 128, "mclass is ABI");
 _Static_assert(sizeof(struct mrun) == 64, "mrun is ABI");
 _Static_assert(sizeof(struct ipcx_mem) % 64 == 0, "ipcx_mem is ABI");
 _Static_assert(__builtin_offsetof(struct ipcx_mem, lk) == 64, "ipcx_mem is ABI");
