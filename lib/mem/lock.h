@@ -7,11 +7,12 @@
  * segment: when its holder dies, the next locker gets EOWNERDEAD. This
  * wrapper is the only place that knows that, so the ipcx robust mutex
  * (lib/sync) can replace it later without touching the callers: keep the
- * four calls (init, lock, trylock, unlock) and the 64-byte size.
+ * calls (init, lock / lock_repair, trylock, unlock) and the 64-byte size.
  *
- * Crash repair: every store to guarded shared state goes through
- * ipcx_lk_write(), which first appends (offset, old value) to the lock's
- * undo log, then stores. ipcx_lk_commit() empties the log (one store), which
+ * Crash repair, for users that log (the large allocator, the segment
+ * index; the size classes rebuild their derived state instead, see mem.c):
+ * every store to guarded shared state goes through ipcx_lk_write(), which
+ * first appends (offset, old value) to the lock's undo log, then stores. ipcx_lk_commit() empties the log (one store), which
  * is the op's commit point. If a holder dies, the next locker finds the log
  * non-empty and restores the old values newest-first, so the structure is
  * exactly as before the dying op (roll back), then marks the lock
