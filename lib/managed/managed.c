@@ -857,7 +857,9 @@ static int spec_read(const struct ipcx_obj_spec *spec, struct ipcx_obj_spec *o)
 		o->count = 1;
 	if (!o->align)
 		o->align = 16;
-	if (o->align & (o->align - 1) || (o->elem_size && o->count > (SIZE_MAX >> 2) / o->elem_size))
+	/* Alignment up to the mapping's own (2 MiB): beyond, it would not hold in other processes. */
+	if (o->align & (o->align - 1) || o->align > MAP_ALIGN ||
+	    (o->elem_size && o->count > (SIZE_MAX >> 2) / o->elem_size))
 		return -EINVAL;
 	return 0;
 }

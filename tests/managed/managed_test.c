@@ -722,6 +722,43 @@ TEST(mapped_file)
 	ASSERT_EQ(0, system(cmd));
 }
 
+TEST_F(seg, hostile_arguments)
+{
+	struct ipcx_obj_spec sp = spec_of(1, SIZE_MAX / 2, 3);
+	char longname[2000];
+	void *p;
+
+	ASSERT_EQ(-EINVAL, ipcx_managed_construct(self->s, "x", &sp, &p));
+	sp = spec_of(1, 8, 1);
+	sp.align = 48;
+	ASSERT_EQ(-EINVAL, ipcx_managed_construct(self->s, "x", &sp, &p));
+	sp.align = 4 * MB;
+	ASSERT_EQ(-EINVAL, ipcx_managed_construct(self->s, "x", &sp, &p));
+	sp.align = 2 * MB;
+	sp.elem_size = 100 * MB;
+	ASSERT_EQ(-ENOMEM, ipcx_managed_construct(self->s, "x", &sp, &p));
+	sp = spec_of(1, 8, 1);
+	sp.sz = 0;
+	ASSERT_EQ(-EINVAL, ipcx_managed_construct(self->s, "x", &sp, &p));
+	sp = spec_of(1, 8, 1);
+	ASSERT_EQ(-EINVAL, ipcx_managed_construct(self->s, NULL, &sp, &p));
+	ASSERT_EQ(-EINVAL, ipcx_managed_construct(self->s, "", &sp, &p));
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	ASSERT_EQ(-EINVAL, ipcx_managed_construct(self->s, longname, &sp, &p));
+	ASSERT_EQ(-EINVAL, ipcx_managed_find(NULL, "x", 1, &p, NULL));
+	ASSERT_EQ(-EINVAL, ipcx_managed_destroy_ptr(self->s, &sp, NULL, NULL));
+	ASSERT_EQ(-EINVAL, ipcx_managed_free(self->s, (char *)ipcx_managed_base(self->s) + 12345));
+	ASSERT_EQ(NULL, ipcx_managed_alloc(self->s, SIZE_MAX));
+	ASSERT_EQ(NULL, ipcx_managed_alloc_aligned(self->s, 1, (size_t)1 << 63));
+	ASSERT_EQ(NULL, ipcx_managed_alloc_aligned(self->s, SIZE_MAX / 2, 4096));
+	ASSERT_EQ(-EINVAL, ipcx_managed_open(NULL, NULL, NULL));
+	ASSERT_EQ(-EINVAL, ipcx_managed_count(self->s, 0));
+	/* Segment still healthy. */
+	ASSERT_EQ(0, ipcx_managed_construct(self->s, "ok", &sp, &p));
+	ASSERT_EQ(0, ipcx_managed_check(self->s, NULL));
+}
+
 TEST_F(seg, handles)
 {
 	struct ipcx_handle h;

@@ -178,7 +178,7 @@ struct ipcx_obj_spec {
 	uint64_t type_tag;	/* stored; find with another tag is -EPROTOTYPE */
 	size_t elem_size;	/* bytes per element (0 allowed) */
 	size_t count;		/* elements (0 = 1) */
-	size_t align;		/* power of two, 0 = 16 */
+	size_t align;		/* power of two up to 2 MiB, 0 = 16 */
 	/*
 	 * Optional: build element @idx; 0 or -errno. On the first failure the
 	 * elements already built are handed to @fini in reverse order, the
