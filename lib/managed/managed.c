@@ -116,7 +116,7 @@ static inline uint64_t seg_size(const struct ipcx_managed *s)
 static int seg_build(void *base, uint64_t size, uint64_t max, uint64_t huge)
 {
 	struct seg_hdr *h = base;
-	struct ipcx_mem_opts mo = { .sz = sizeof(mo), .huge_align = huge };
+	struct ipcx_mem_opts mo = { .sz = sizeof(mo), .huge_align = huge, .max_size = max - MEM_OFF };
 	int ret;
 
 	memset(h, 0, sizeof(*h));

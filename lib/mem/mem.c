@@ -18,27 +18,37 @@
 #define W(m, off)	((uint64_t *)((char *)(m) + (off)))
 #define LW(m, p, v)	ipcx_lk_write(&(m)->lk, (m), (p), (v))
 
-static const uint16_t big_strides[NCLASS - 31] = {
+static const uint16_t big_strides[NCLASS - 32] = {
 	640, 768, 896, 1024, 1280, 1536, 1792, 2048,
 };
 
 static inline uint64_t class_stride(unsigned int c)
 {
-	return c < 31 ? 32 + 16 * (uint64_t)c : big_strides[c - 31];
+	return c < 32 ? 16 + 16 * (uint64_t)c : big_strides[c - 32];
 }
 
 static inline unsigned int class_of(size_t size)
 {
-	uint64_t s = (size + 8 + 15) & ~15ull;
+	uint64_t s = (size + 15) & ~15ull;
 	unsigned int c;
 
-	if (s < 32)
-		s = 32;
+	if (s < 16)
+		s = 16;
 	if (s <= 512)
-		return (unsigned int)(s / 16 - 2);
-	for (c = 31; class_stride(c) < s; c++)
+		return (unsigned int)(s / 16 - 1);
+	for (c = 32; class_stride(c) < s; c++)
 		;
 	return c;
+}
+
+static inline uint8_t *chunk_map(const struct ipcx_mem *m)
+{
+	return (uint8_t *)(uintptr_t)m + sizeof(*m);
+}
+
+static inline uint64_t map_bytes(uint64_t nchunks)
+{
+	return (nchunks + 63) & ~63ull;
 }
 
 static inline unsigned int bin_of(uint64_t s)
@@ -170,7 +180,8 @@ static uint64_t carve(struct ipcx_mem *m, uint64_t off, uint64_t bs, uint64_t pf
 }
 
 /* Allocate a block of @need bytes (a multiple of 16) whose user address is @align aligned. */
-static uint64_t large_get(struct ipcx_mem *m, uint64_t need, uint64_t align, uint64_t *bsize)
+static uint64_t large_get(struct ipcx_mem *m, uint64_t need, uint64_t align, bool rel,
+			  uint64_t *bsize)
 {
 	uint64_t o, bs, pflag, want = need;
 
@@ -186,7 +197,8 @@ static uint64_t large_get(struct ipcx_mem *m, uint64_t need, uint64_t align, uin
 	pflag = *W(m, o) & F_PUSED;
 	bin_unlink(m, o, bs);
 	if (align > 16) {
-		uintptr_t user = (uintptr_t)m + o + 8;
+		/* @rel: align the offset in the region rather than the address */
+		uintptr_t user = (rel ? 0 : (uintptr_t)m) + o + 8;
 		uint64_t front = (uint64_t)(((user + align - 1) & ~(uintptr_t)(align - 1)) - user);
 
 		if (front && front < MIN_BLOCK)
@@ -258,7 +270,7 @@ static void *large_alloc(struct ipcx_mem *m, size_t size, uint64_t align)
 	for (tries = 0; tries < 2; tries++) {
 		if (large_lock(m))
 			return NULL;
-		o = large_get(m, need, align, &bs);
+		o = large_get(m, need, align, false, &bs);
 		if (o) {
 			LW(m, &m->used_blocks, m->used_blocks + 1);
 			ipcx_lk_unlock(&m->lk);
@@ -275,14 +287,12 @@ static void *large_alloc(struct ipcx_mem *m, size_t size, uint64_t align)
 /* ---- size classes (class lock held) ----------------------------------- */
 
 /*
- * Crash safety of a class works differently from the large allocator's undo
- * log, to keep the hot path to plain stores. The ground truth of a run is
- * its header magic, bump pointer and free list, and every change to a free
- * list is a single store (pop: r->free = next; push: link written first,
- * then r->free = blk). Everything else (live counts, the partial list,
- * the class counters) is derived, and a locker that finds the previous
- * holder dead rebuilds it from the runs (class_repair). A death can only
- * leave the dying call's block off every list: it then counts as live.
+ * A run's ground truth is its allocation bitmap: taking or giving back a
+ * block is one store to one bitmap word. Everything else (live counts, the
+ * partial list, the class counters) is derived, kept with plain stores, and
+ * rebuilt from the bitmaps by the locker that finds the previous holder
+ * dead (class_repair). A death can at most leave the dying call's block
+ * marked allocated with nobody holding it (a leak of that block).
  */
 
 static void partial_push(struct ipcx_mem *m, struct mclass *k, uint64_t run)
@@ -311,6 +321,33 @@ static void partial_unlink(struct ipcx_mem *m, struct mclass *k, uint64_t run)
 	r->linked = 0;
 }
 
+static inline uint64_t tail_bits(uint64_t nb)
+{
+	return RUN_WORDS * 64 - nb;
+}
+
+static uint64_t run_live(const struct mrun *r, uint64_t nb)
+{
+	uint64_t w, n = 0;
+
+	for (w = 0; w < RUN_WORDS; w++)
+		n += (uint64_t)__builtin_popcountll(r->bitmap[w]);
+	return n - tail_bits(nb);
+}
+
+/* The map word holding chunk @k's byte, and that word with the byte set to @v. */
+static inline uint64_t *map_word(struct ipcx_mem *m, uint64_t k)
+{
+	return (uint64_t *)(chunk_map(m) + (k & ~7ull));
+}
+
+static inline uint64_t map_with(uint64_t word, uint64_t k, uint8_t v)
+{
+	unsigned int sh = (unsigned int)(k & 7) * 8;
+
+	return (word & ~(0xffull << sh)) | ((uint64_t)v << sh);
+}
+
 /*
  * Rebuild class @c's derived state from its runs, found by walking every
  * block under the large lock (class lock held; a holder died).
@@ -330,20 +367,16 @@ static int class_repair(struct ipcx_mem *m, unsigned int c)
 	for (o = m->first; o < end;) {
 		uint64_t h = *W(m, o), size = h & ~F_MASK;
 		struct mrun *r;
-		uint64_t b, n = 0, used;
 
 		if (size < MIN_BLOCK || size > end - o)
 			break;		/* corrupted: the check will say where */
 		r = run_of(m, o);
-		if ((h & (F_USED | F_RUN)) != (F_USED | F_RUN) || r->magic != (RUN_MAGIC | c) ||
-		    r->bump < o + RUN_FIRST || r->bump > o + size) {
+		if ((h & (F_USED | F_RUN)) != (F_USED | F_RUN) || r->magic != (RUN_MAGIC | c)) {
 			o += size;
 			continue;
 		}
-		for (b = r->free; b && n <= nb; b = *W(m, b + 8))
-			n++;
-		used = (r->bump - o - RUN_FIRST) / stride;
-		r->live = used >= n ? used - n : 0;
+		r->live = run_live(r, nb);
+		r->hint = 0;
 		r->linked = 0;
 		runs++;
 		live_sum += r->live;
@@ -368,26 +401,37 @@ static int class_repair(struct ipcx_mem *m, unsigned int c)
 /* Get a fresh run for class @c from the large allocator. */
 static uint64_t new_run(struct ipcx_mem *m, struct mclass *k, unsigned int c)
 {
-	uint64_t o, bs;
+	uint64_t o, bs, ck, w, nb = k->nblocks;
 	struct mrun *r;
 
 	if (large_lock(m))
 		return 0;
-	o = large_get(m, RUN_BLOCK, 16, &bs);
+	/* A run's user area starts exactly on a chunk. */
+	o = large_get(m, RUN_BLOCK, CHUNK, true, &bs);
+	if (o && ((o + 8) >> CHUNK_SHIFT) >= m->nchunks) {
+		large_put(m, o);	/* beyond the chunk map (grown past max_size) */
+		o = 0;
+	}
 	if (o) {
+		ck = (o + 8) >> CHUNK_SHIFT;
 		LW(m, W(m, o), *W(m, o) | F_RUN);
+		LW(m, map_word(m, ck), map_with(*map_word(m, ck), ck, (uint8_t)(c + 1)));
 		/*
 		 * Written under the large lock (a rollback makes it part of a
-		 * free block again), so a committed run always has its magic and
-		 * a class repair finds it even if we die before linking it.
+		 * free block again), so a committed run is always complete and a
+		 * class repair finds it even if we die before linking it.
 		 */
 		r = run_of(m, o);
 		r->magic = RUN_MAGIC | c;
 		r->bsize = bs;
 		r->live = 0;
-		r->free = 0;
-		r->bump = o + RUN_FIRST;
-		r->next = r->prev = r->linked = 0;
+		r->hint = 0;
+		r->next = r->prev = r->linked = r->pad = 0;
+		for (w = 0; w < RUN_WORDS; w++) {
+			uint64_t lo = w * 64;
+
+			r->bitmap[w] = lo >= nb ? ~0ull : lo + 64 <= nb ? 0 : ~0ull << (nb - lo);
+		}
 	}
 	ipcx_lk_unlock(&m->lk);
 	if (!o)
@@ -403,6 +447,7 @@ static uint64_t new_run(struct ipcx_mem *m, struct mclass *k, unsigned int c)
 static void release_run(struct ipcx_mem *m, struct mclass *k, uint64_t run)
 {
 	struct mrun *r = run_of(m, run);
+	uint64_t ck = (run + 8) >> CHUNK_SHIFT;
 
 	partial_unlink(m, k, run);
 	k->runs--;
@@ -410,6 +455,7 @@ static void release_run(struct ipcx_mem *m, struct mclass *k, uint64_t run)
 	k->free_bytes -= r->bsize;
 	if (large_lock(m))
 		return;		/* the run stays; a repair relinks it */
+	LW(m, map_word(m, ck), map_with(*map_word(m, ck), ck, 0));
 	LW(m, W(m, run), *W(m, run) & ~F_RUN);
 	large_put(m, run);
 	ipcx_lk_unlock(&m->lk);
@@ -418,33 +464,33 @@ static void release_run(struct ipcx_mem *m, struct mclass *k, uint64_t run)
 static void *small_alloc(struct ipcx_mem *m, unsigned int c)
 {
 	struct mclass *k = &m->cls[c];
-	uint64_t run, blk, live, stride = k->stride, nb = k->nblocks;
+	uint64_t run, live, stride = k->stride, nb = k->nblocks, w, bits, idx;
 	struct mrun *r;
 
 	if (class_lock(m, c))
 		return NULL;
-	run = k->partial;
-	if (!run) {
-		run = new_run(m, k, c);
+	for (;;) {
+		run = k->partial;
 		if (!run) {
-			ipcx_lk_unlock(&k->lk);
-			return NULL;
+			run = new_run(m, k, c);
+			if (!run) {
+				ipcx_lk_unlock(&k->lk);
+				return NULL;
+			}
 		}
+		r = run_of(m, run);
+		for (w = r->hint < RUN_WORDS ? r->hint : 0; w < RUN_WORDS; w++)
+			if (~r->bitmap[w])
+				break;
+		if (w < RUN_WORDS)
+			break;
+		partial_unlink(m, k, run);	/* full after all: derived state was stale */
 	}
-	r = run_of(m, run);
-	blk = r->free;
-	if (blk) {
-		uint64_t next = *W(m, blk + 8);
-
-		r->free = next;		/* the one store that takes the block */
-		/* The next allocation of this class will read it: start the miss now. */
-		if (next)
-			__builtin_prefetch(W(m, next), 1);
-	} else {
-		blk = r->bump;
-		r->bump = blk + stride;
-	}
+	bits = r->bitmap[w];
+	idx = w * 64 + (uint64_t)__builtin_ctzll(~bits);
+	r->bitmap[w] = bits | (1ull << (idx & 63));	/* the one store that takes it */
 	ipcx_barrier();
+	r->hint = w;
 	live = r->live;
 	if (live == 0) {
 		k->empty--;
@@ -456,33 +502,28 @@ static void *small_alloc(struct ipcx_mem *m, unsigned int c)
 	if (live + 1 == nb)
 		partial_unlink(m, k, run);
 	k->live++;
-	*W(m, blk) = ((blk - run - RUN_FIRST) / stride) << 48 | ((blk - run) / 16) << 32 |
-		     (uint64_t)SMALL_MAGIC << 16 | (uint64_t)c << 8 | F_SMALL | F_USED;
-	*W(m, blk + 8) = 0;
 	ipcx_lk_unlock(&k->lk);
-	return (char *)m + blk + 8;
+	return (char *)r + RUN_HDR + idx * stride;
 }
 
-static int small_free(struct ipcx_mem *m, unsigned int c, uint64_t run, uint64_t blk)
+static int small_free(struct ipcx_mem *m, unsigned int c, uint64_t run, uint64_t idx)
 {
 	struct mclass *k = &m->cls[c];
 	struct mrun *r = run_of(m, run);
-	uint64_t h, live, stride = k->stride, nb = k->nblocks;
+	uint64_t live, stride = k->stride, nb = k->nblocks, w = idx / 64, bit = 1ull << (idx & 63);
 	int ret;
 
 	ret = class_lock(m, c);
 	if (ret)
 		return ret;
-	h = *W(m, blk);
-	if (!(h & F_USED) || !r->live) {
+	if (!(r->bitmap[w] & bit) || !r->live) {
 		ipcx_lk_unlock(&k->lk);
 		return -EINVAL;		/* double free */
 	}
-	*W(m, blk) = h & ~F_USED;
-	*W(m, blk + 8) = r->free;
-	ipcx_barrier();			/* the link is in place before the block is */
-	r->free = blk;			/* the one store that gives it back */
+	r->bitmap[w] &= ~bit;		/* the one store that gives it back */
 	ipcx_barrier();
+	if (w < r->hint)
+		r->hint = w;
 	live = r->live - 1;
 	r->live = live;
 	k->live--;
@@ -504,43 +545,49 @@ static int small_free(struct ipcx_mem *m, unsigned int c, uint64_t run, uint64_t
 /* ---- validation of user pointers --------------------------------------- */
 
 /*
- * Classify @p: 1 small (class, run, blk filled), 2 large (blk), or -EINVAL.
- * Cheap checks only; enough to refuse stray and double-freed pointers.
+ * Classify @p: 1 small (class, run, index filled), 2 large (blk), or
+ * -EINVAL. Cheap checks only; enough to refuse stray pointers. A small
+ * block is found from the pointer alone (chunk map, run, one multiply).
  */
 static int classify(const struct ipcx_mem *m, const void *p, unsigned int *cls,
-		    uint64_t *runp, uint64_t *blkp)
+		    uint64_t *runp, uint64_t *idxp)
 {
 	uintptr_t a = (uintptr_t)p, b = (uintptr_t)m;
-	uint64_t off, blk, h, end = m->end;
+	uint64_t off, blk, h, end = m->end, ck;
 
 	if (a < b || (a & 15))
 		return -EINVAL;
 	off = a - b;
 	if (off < m->first + 8 || off >= end)
 		return -EINVAL;
-	blk = off - 8;
-	h = *W(m, blk);
-	if (h & F_SMALL) {
-		unsigned int c = (unsigned int)(h >> 8) & 0xff;
-		uint64_t delta = ((h >> 32) & 0xffff) * 16, run = blk - delta;
+	ck = off >> CHUNK_SHIFT;
+	if (ck < m->nchunks && chunk_map(m)[ck]) {
+		unsigned int c = chunk_map(m)[ck] - 1u;
+		uint64_t t = off - (ck << CHUNK_SHIFT), idx;
+		const struct mclass *k;
 		const struct mrun *r;
 
-		/* delta must be exactly where block number (h >> 48) of the class sits */
-		if (((h >> 16) & 0xffff) != SMALL_MAGIC || c >= NCLASS || delta > blk ||
-		    run < m->first || delta != RUN_FIRST + (h >> 48) * m->cls[c].stride)
+		if (c >= NCLASS || t < RUN_HDR)
 			return -EINVAL;
-		r = (const struct mrun *)((const char *)m + run + 8);
-		if (r->magic != (RUN_MAGIC | c) || blk >= run + r->bsize)
+		k = &m->cls[c];
+		t -= RUN_HDR;
+		idx = (t * k->recip) >> 32;
+		if (idx * k->stride != t || idx >= k->nblocks)
+			return -EINVAL;
+		r = (const struct mrun *)((const char *)m + (ck << CHUNK_SHIFT));
+		if (r->magic != (RUN_MAGIC | c))
 			return -EINVAL;
 		*cls = c;
-		*runp = run;
-		*blkp = blk;
+		*runp = (ck << CHUNK_SHIFT) - 8;
+		*idxp = idx;
 		return 1;
 	}
+	blk = off - 8;
+	h = *W(m, blk);
 	if ((h & (F_USED | F_RUN)) != F_USED || (h & ~F_MASK) < MIN_BLOCK ||
 	    (h & ~F_MASK) > end - blk || !(*W(m, blk + (h & ~F_MASK)) & F_PUSED))
 		return -EINVAL;
-	*blkp = blk;
+	*idxp = blk;
 	return 2;
 }
 
@@ -549,23 +596,30 @@ static int classify(const struct ipcx_mem *m, const void *p, unsigned int *cls,
 struct ipcx_mem *ipcx_mem_init(void *base, size_t size, const struct ipcx_mem_opts *opts)
 {
 	struct ipcx_mem *m = base;
-	uint64_t first, end, huge = 0;
+	uint64_t first, end, huge = 0, max = 0, nchunks, hdr;
 	unsigned int c;
 
 	if (!base || ((uintptr_t)base & 63) || size < IPCX_MEM_MIN_SIZE)
 		return NULL;
 	if (opts && opts->sz >= offsetof(struct ipcx_mem_opts, huge_align) + sizeof(uint64_t))
 		huge = opts->huge_align;
-	if (huge & (huge - 1))
+	if (opts && opts->sz >= offsetof(struct ipcx_mem_opts, max_size) + sizeof(uint64_t))
+		max = opts->max_size;
+	if ((huge & (huge - 1)) || max > (1ull << 48))
 		return NULL;
 	size &= ~(size_t)15;
-	memset(m, 0, sizeof(*m));
-	first = sizeof(*m) + 8;
+	nchunks = ((max > size ? max : size) + CHUNK - 1) >> CHUNK_SHIFT;
+	hdr = sizeof(*m) + map_bytes(nchunks);
+	if (hdr + 4096 > size)
+		return NULL;
+	memset(m, 0, hdr);
+	first = hdr + 8;
 	end = size - 8;
+	m->nchunks = nchunks;
 	m->magic = MEM_MAGIC;
 	m->abi = MEM_ABI;
 	m->nclass = NCLASS;
-	m->hdr_size = sizeof(*m);
+	m->hdr_size = (uint32_t)hdr;
 	m->size = size;
 	m->huge_align = huge;
 	m->first = first;
@@ -578,7 +632,8 @@ struct ipcx_mem *ipcx_mem_init(void *base, size_t size, const struct ipcx_mem_op
 		if (ipcx_lk_init(&k->lk, 0, false))
 			return NULL;
 		k->stride = class_stride(c);
-		k->nblocks = (RUN_BLOCK - RUN_FIRST) / k->stride;
+		k->nblocks = (RUN_BLOCK - 8 - RUN_HDR) / k->stride;
+		k->recip = ((1ull << 32) + k->stride - 1) / k->stride;
 	}
 	/* One free block from first to the sentinel; the "previous" of the first is used. */
 	*W(m, first) = (end - first) | F_PUSED;
@@ -605,10 +660,16 @@ int ipcx_mem_attach(const void *base, size_t size)
 	if (size < sizeof(*m))
 		return -EPROTO;
 	if (m->magic != MEM_MAGIC || m->abi != MEM_ABI || m->nclass != NCLASS ||
-	    m->hdr_size != sizeof(*m) || m->size > size || m->first != sizeof(*m) + 8 ||
+	    m->nchunks > (1ull << 32) || m->hdr_size != sizeof(*m) + map_bytes(m->nchunks) ||
+	    m->size > size || m->first != m->hdr_size + 8 ||
 	    m->end >= m->size || m->end < m->first || (m->end & 15) != 8 ||
 	    m->lk.cap != LARGE_LOG)
 		return -EPROTO;
+	for (unsigned int c = 0; c < NCLASS; c++)
+		if (m->cls[c].stride != class_stride(c) ||
+		    m->cls[c].nblocks != (RUN_BLOCK - 8 - RUN_HDR) / class_stride(c) ||
+		    m->cls[c].recip != ((1ull << 32) + class_stride(c) - 1) / class_stride(c))
+			return -EPROTO;
 	return 0;
 }
 
@@ -644,12 +705,12 @@ int ipcx_mem_free(struct ipcx_mem *m, void *p)
 	if (kind < 0)
 		return kind;
 	if (kind == 1)
-		return small_free(m, c, run, blk);
+		return small_free(m, c, run, blk);	/* blk is the block index here */
 	ret = large_lock(m);
 	if (ret)
 		return ret;
 	/* Re-check under the lock: a racing double free must not corrupt. */
-	if ((*W(m, blk) & (F_USED | F_RUN | F_SMALL)) != F_USED) {
+	if ((*W(m, blk) & (F_USED | F_RUN)) != F_USED) {
 		ipcx_lk_unlock(&m->lk);
 		return -EINVAL;
 	}
@@ -669,7 +730,7 @@ size_t ipcx_mem_size_of(const struct ipcx_mem *m, const void *p)
 		return 0;
 	kind = classify(m, p, &c, &run, &blk);
 	if (kind == 1)
-		return (size_t)(m->cls[c].stride - 8);
+		return (size_t)m->cls[c].stride;
 	if (kind == 2)
 		return (size_t)((*W(m, blk) & ~F_MASK) - 8);
 	return 0;
@@ -799,11 +860,12 @@ int ipcx_mem_zero_free(struct ipcx_mem *m)
 				memset(W(m, o + 24), 0, size - 32);
 		} else if (h & F_RUN) {
 			struct mrun *r = run_of(m, o);
-			uint64_t stride = m->cls[(r->magic & 0xff) % NCLASS].stride, b, n = 0;
+			const struct mclass *k = &m->cls[(r->magic & 0xff) % NCLASS];
+			uint64_t i;
 
-			for (b = r->free; b && n < 65536; b = *W(m, b + 8), n++)
-				memset(W(m, b + 16), 0, stride - 16);
-			memset(W(m, r->bump), 0, o + size - r->bump);
+			for (i = 0; i < k->nblocks; i++)
+				if (!(r->bitmap[i / 64] & (1ull << (i & 63))))
+					memset((char *)r + RUN_HDR + i * k->stride, 0, k->stride);
 		}
 		o += size;
 	}
@@ -962,7 +1024,7 @@ int ipcx_mem_command(struct ipcx_mem *m, unsigned int cmd, size_t limit,
 			return kind;
 		if (kind == 1) {
 			/* A small block has exactly its class size: it fits or not. */
-			size_t have = (size_t)m->cls[c].stride - 8;
+			size_t have = (size_t)m->cls[c].stride;
 
 			if ((cmd & IPCX_MEM_SHRINK_IN_PLACE) ? have <= limit : have >= limit) {
 				*received = have;
@@ -1101,8 +1163,8 @@ static void check_run(struct chk *k, uint64_t o, uint64_t size)
 {
 	const struct ipcx_mem *m = k->m;
 	bool ok = true;
-	uint64_t magic = rd(k, o + 8, &ok), c = magic & 0xff, live, fr, bump, b, n = 0;
-	uint64_t stride, nb, used;
+	uint64_t magic = rd(k, o + 8, &ok), c = magic & 0xff, live, hint, w, n = 0, ck;
+	uint64_t stride, nb;
 
 	if (!ok || (magic & ~0xffull) != RUN_MAGIC || c >= NCLASS) {
 		bad(k, o, "run header: bad magic or class");
@@ -1110,40 +1172,40 @@ static void check_run(struct chk *k, uint64_t o, uint64_t size)
 	}
 	stride = m->cls[c].stride;
 	nb = m->cls[c].nblocks;
-	if (stride < 32 || stride > 2048 || (stride & 15) || nb != (RUN_BLOCK - RUN_FIRST) / stride) {
+	if (stride != class_stride((unsigned int)c) || nb != (RUN_BLOCK - 8 - RUN_HDR) / stride) {
 		bad(k, o, "size class: bad stride");
 		return;
 	}
+	ck = (o + 8) >> CHUNK_SHIFT;
+	if ((o + 8) & (CHUNK - 1) || ck >= m->nchunks || chunk_map(m)[ck] != c + 1) {
+		bad(k, o, "run: not on its chunk or missing from the chunk map");
+		return;
+	}
 	live = rd(k, o + 8 + offsetof(struct mrun, live), &ok);
-	fr = rd(k, o + 8 + offsetof(struct mrun, free), &ok);
-	bump = rd(k, o + 8 + offsetof(struct mrun, bump), &ok);
+	hint = rd(k, o + 8 + offsetof(struct mrun, hint), &ok);
 	if (!ok || rd(k, o + 8 + offsetof(struct mrun, bsize), &ok) != size || live > nb ||
-	    bump < o + RUN_FIRST || bump > o + RUN_FIRST + nb * stride ||
-	    (bump - o - RUN_FIRST) % stride) {
+	    hint > RUN_WORDS) {
 		bad(k, o, "run header: inconsistent fields");
 		return;
 	}
-	used = (bump - o - RUN_FIRST) / stride;
-	for (b = fr; b; n++) {
-		uint64_t h;
+	for (w = 0; w < RUN_WORDS; w++) {
+		uint64_t bits = rd(k, o + 8 + offsetof(struct mrun, bitmap) + w * 8, &ok);
+		uint64_t lo = w * 64, tail = lo >= nb ? ~0ull : lo + 64 <= nb ? 0 : ~0ull << (nb - lo);
 
-		if (n > nb || b < o + RUN_FIRST || b >= bump || (b - o - RUN_FIRST) % stride) {
-			bad(k, b, "run free list: block out of the run");
+		if ((bits & tail) != tail) {
+			bad(k, o, "run bitmap: bits past the last block are clear");
 			return;
 		}
-		h = rd(k, b, &ok);
-		if (!ok || (h & F_USED) || !(h & F_SMALL) || ((h >> 32) & 0xffff) * 16 != b - o) {
-			bad(k, b, "run free list: block header");
+		if (w < hint && ~bits) {
+			bad(k, o, "run bitmap: free block below the hint");
 			return;
 		}
-		b = rd(k, b + 8, &ok);
+		n += (uint64_t)__builtin_popcountll(bits & ~tail);
 	}
 	k->r.runs++;
-	k->r.small_live += live;
-	if (used - n > live)
-		k->r.leaked += used - n - live;
-	else if (used - n < live)
-		bad(k, o, "run: more live blocks than handed out");
+	k->r.small_live += n;
+	if (n != live)
+		bad(k, o, "run: live count disagrees with the bitmap");
 	if (!rd(k, o + 8 + offsetof(struct mrun, linked), &ok) && live < nb)
 		k->r.leaked++;	/* a run nobody can allocate from */
 }
@@ -1176,7 +1238,7 @@ int ipcx_mem_check(struct ipcx_mem *m, struct ipcx_mem_report *rep, unsigned int
 	for (o = m->first; o < end;) {
 		uint64_t h = rd(&k, o, &ok), size = h & ~F_MASK;
 
-		if (!ok || size < MIN_BLOCK || size > end - o || (h & F_SMALL)) {
+		if (!ok || size < MIN_BLOCK || size > end - o || (h & 4)) {
 			bad(&k, o, "block header: bad size or flags");
 			goto done;
 		}
@@ -1252,6 +1314,15 @@ int ipcx_mem_check(struct ipcx_mem *m, struct ipcx_mem_report *rep, unsigned int
 	}
 	if (class_live != k.r.small_live)
 		bad(&k, 0, "small live counter disagrees");
+	{
+		const uint8_t *map = chunk_map(m);
+		uint64_t i, nm = 0;
+
+		for (i = 0; i < m->nchunks; i++)
+			nm += map[i] != 0;
+		if (nm != k.r.runs)
+			bad(&k, 0, "chunk map disagrees with the runs");
+	}
 	k.r.repairs = m->lk.repairs;
 	for (c = 0; c < NCLASS; c++)
 		k.r.repairs += m->cls[c].lk.repairs;

@@ -13,12 +13,14 @@
  * A free large block also holds next/prev offsets (bin list) after the
  * header and its size in its last 8 bytes (footer), for coalescing.
  *
- * A run is a large block (F_RUN) holding struct mrun at +8 and equal small
- * blocks from +80. A small block header is
- *   index << 48 | delta << 32 | SMALL_MAGIC << 16 | class << 8 | F_SMALL | F_USED-if-live
- * where delta = (block - run) / 16 and index = the block's number in the run
- * (so a pointer is validated with one multiplication, no division); a free
- * small block keeps the next free block's offset in its first user word.
+ * Small blocks have no header. The region is cut into 64 KiB chunks
+ * (offset >> 16); a run is a large block (F_RUN) whose user area starts
+ * exactly at a chunk, holding struct mrun, an allocation bitmap (one bit per
+ * block) and then equal blocks from RUN_HDR. A byte map after struct
+ * ipcx_mem says which chunks are runs of which class (0 = none, class + 1),
+ * so free() finds the class, the run and the block index from the pointer
+ * alone and never touches the block: allocation and free are bitmap
+ * operations on the run's header lines.
  */
 #ifndef IPCX_MEM_INT_H
 #define IPCX_MEM_INT_H
@@ -30,18 +32,19 @@
 #define MEM_MAGIC	0x4d454d58u	/* "XMEM" */
 #define MEM_ABI		1
 #define RUN_MAGIC	0x52554e00u	/* "RUN" << 8 | class */
-#define SMALL_MAGIC	0x5afeu
 
 #define F_USED		1ull
 #define F_PUSED		2ull
-#define F_SMALL		4ull
 #define F_RUN		8ull
 #define F_MASK		15ull
 
 #define MIN_BLOCK	32ull
-#define RUN_BLOCK	65536ull
-#define RUN_FIRST	80ull		/* first small block, from the run's header */
-#define NCLASS		39
+#define CHUNK_SHIFT	16
+#define CHUNK		(1ull << CHUNK_SHIFT)
+#define RUN_BLOCK	CHUNK		/* a run's large block: header at chunk - 8 */
+#define RUN_WORDS	64		/* bitmap words: up to 4096 blocks */
+#define RUN_HDR		(64ull + RUN_WORDS * 8)	/* first block, from the chunk start */
+#define NCLASS		40
 #define LARGE_LOG	128
 #define NBINS		240
 #define NBITMAP		((NBINS + 63) / 64)
@@ -55,17 +58,18 @@ struct mclass {
 	uint64_t free_bytes;	/* see ipcx_mem_free_memory() */
 	uint64_t stride;
 	uint64_t nblocks;	/* blocks per run */
-	uint64_t pad;
+	uint64_t recip;		/* ceil(2^32 / stride): index = (t * recip) >> 32 */
 };
 
-struct mrun {			/* at run block + 8 */
+struct mrun {			/* at the chunk start (run block + 8) */
 	uint64_t magic;		/* RUN_MAGIC | class */
 	uint64_t bsize;		/* size of the run's large block */
-	uint64_t live;
-	uint64_t free;		/* first free small block (offset), 0 = none */
-	uint64_t bump;		/* next never-used block (offset) */
+	uint64_t live;		/* derived: set bits of the bitmap */
+	uint64_t hint;		/* no free block in bitmap words below this */
 	uint64_t next, prev;	/* partial list */
 	uint64_t linked;	/* on the partial list */
+	uint64_t pad;
+	uint64_t bitmap[RUN_WORDS];	/* 1 = allocated; bits past nblocks are 1 */
 };
 
 struct ipcx_mem {
@@ -78,7 +82,8 @@ struct ipcx_mem {
 	uint64_t huge_align;
 	uint64_t first;		/* first block */
 	uint64_t end;		/* sentinel header */
-	uint64_t pad0[2];
+	uint64_t nchunks;	/* entries of the chunk map (covers the max size) */
+	uint64_t pad0;
 
 	struct ipcx_lk lk;	/* large allocator */
 	struct ipcx_ulog_ent log[LARGE_LOG];
@@ -89,10 +94,11 @@ struct ipcx_mem {
 	uint64_t bins[NBINS];
 
 	struct mclass cls[NCLASS];
+	/* then: uint8_t chunk_map[nchunks], padded to 64 bytes */
 };
 
 _Static_assert(sizeof(struct mclass) == 128, "mclass is ABI");
-_Static_assert(sizeof(struct mrun) == 64, "mrun is ABI");
+_Static_assert(sizeof(struct mrun) == RUN_HDR, "mrun is ABI");
 _Static_assert(sizeof(struct ipcx_mem) % 64 == 0, "ipcx_mem is ABI");
 _Static_assert(__builtin_offsetof(struct ipcx_mem, lk) == 64, "ipcx_mem is ABI");
 _Static_assert(__builtin_offsetof(struct ipcx_mem, cls) % 64 == 0, "ipcx_mem is ABI");

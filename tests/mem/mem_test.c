@@ -162,6 +162,41 @@ TEST_F(exhaust, back_to_start)
 	}
 }
 
+/* Live blocks never overlap: fill each completely, free half, refill, verify all. */
+TEST(blocks_do_not_overlap)
+{
+	char *buf = region(REGION);
+	struct ipcx_mem *m = ipcx_mem_init(buf, REGION, NULL);
+	static unsigned char *p[30000];
+	static size_t sz[30000];
+	size_t i, j, n;
+
+	ASSERT_NE(NULL, m);
+	rng_state = 4242;
+	for (n = 0; n < 30000; n++) {
+		sz[n] = rnd() % 4 ? 1 + rnd() % 600 : 1 + rnd() % 9000;
+		p[n] = ipcx_mem_alloc(m, sz[n]);
+		if (!p[n])
+			break;
+		ASSERT_GE(ipcx_mem_size_of(m, p[n]), sz[n]);
+		memset(p[n], (int)(n & 0xff), ipcx_mem_size_of(m, p[n]));
+	}
+	ASSERT_GT(n, 1000);
+	for (i = 0; i < n; i += 2) {
+		ASSERT_EQ(0, ipcx_mem_free(m, p[i]));
+		p[i] = ipcx_mem_alloc(m, sz[i]);
+		ASSERT_NE(NULL, p[i]);
+		memset(p[i], (int)(i & 0xff), ipcx_mem_size_of(m, p[i]));
+	}
+	for (i = 0; i < n; i++)
+		for (j = 0; j < ipcx_mem_size_of(m, p[i]); j++)
+			ASSERT_EQ((unsigned char)(i & 0xff), p[i][j]);
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(0, ipcx_mem_free(m, p[i]));
+	ASSERT_TRUE(ipcx_mem_all_freed(m));
+	munmap(buf, REGION);
+}
+
 TEST(every_alignment)
 {
 	size_t len = 16u << 20, align;

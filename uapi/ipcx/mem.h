@@ -7,8 +7,9 @@
  * metadata is an offset inside the region, so the region works at any
  * address in any process, and can be copied byte for byte elsewhere.
  *
- * Small blocks (up to 2040 bytes) come from size classes: 64 KiB runs cut
- * into equal blocks, one lock per class. Larger blocks come from a good-fit
+ * Small blocks (up to 2048 bytes) come from size classes: 64 KiB runs cut
+ * into equal blocks tracked by a bitmap, one lock per class; a small block
+ * has no header and free() does not touch it. Larger blocks come from a good-fit
  * allocator with boundary tags and segregated bins (one lock). Every lock is
  * robust and every guarded store is undo-logged: a process killed inside an
  * allocator call leaves the region consistent for the others (at most the
@@ -35,7 +36,7 @@ struct ipcx_mem;
 /* Smallest region ipcx_mem_init() accepts. */
 #define IPCX_MEM_MIN_SIZE	(64u * 1024)
 /* Largest request served by a size class; larger ones are best-fit. */
-#define IPCX_MEM_SMALL_MAX	2040u
+#define IPCX_MEM_SMALL_MAX	2048u
 
 struct ipcx_mem_opts {
 	size_t sz;
@@ -45,12 +46,20 @@ struct ipcx_mem_opts {
 	 * backed by hugepages so large blocks start on a hugepage.
 	 */
 	uint64_t huge_align;
+	/*
+	 * The region may later grow (ipcx_mem_grow()) up to this size; size
+	 * classes can use memory up to it (a map of 1 byte per 64 KiB is kept
+	 * for it). 0 = the initial size; growth beyond it still works, for
+	 * large blocks only.
+	 */
+	uint64_t max_size;
 };
 
 /**
  * ipcx_mem_init() - build an allocator over [@base, @base + @size)
  * @base: 64-byte aligned start of the region
- * @size: bytes, at least IPCX_MEM_MIN_SIZE (rounded down to 16)
+ * @size: bytes, at least IPCX_MEM_MIN_SIZE (rounded down to 16), and room
+ *        for the header (about 5 KiB plus 1 byte per 64 KiB of max_size)
  * @opts: NULL or options
  *
  * Return: the allocator (== @base), or NULL on bad arguments.
