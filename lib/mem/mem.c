@@ -5,11 +5,12 @@
  *
  * Locks: one per size class (the hot path) and one for the large
  * allocator. Order: class -> large. A class takes the large lock only to
- * get or give back a whole run. Every guarded store is undo-logged
- * (lock.h), so a holder killed mid-op is rolled back by the next locker.
- * Where an op spans two locks, the first lock's part is committed before
- * the second's begins, so a crash between them can only leak a block
- * (a run or the block being freed), never leave two owners.
+ * get or give back a whole run. Large-allocator stores are undo-logged
+ * (lock.h), so a holder killed mid-op is rolled back by the next locker;
+ * a class keeps its ground truth in single-store bitmap updates and
+ * rebuilds the rest when its holder died (class_repair). Where an op spans
+ * two locks, the first lock's part is complete before the second's begins,
+ * so a crash between them can only leak a block, never leave two owners.
  */
 #include <string.h>
 

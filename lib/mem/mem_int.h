@@ -5,10 +5,10 @@
  * Region (all offsets from the start of struct ipcx_mem, which is the start
  * of the region):
  *
- *   [struct ipcx_mem | blocks ... | sentinel]
+ *   [struct ipcx_mem | chunk map | blocks ... | sentinel]
  *
- * Every block starts at an offset = 8 (mod 16) with an 8-byte header, so the
- * user pointer (header + 8) is 16-byte aligned. Large block header:
+ * Every large block starts at an offset = 8 (mod 16) with an 8-byte header,
+ * so the user pointer (header + 8) is 16-byte aligned. Large block header:
  *   size (multiple of 16, >= 32) | F_USED | F_PUSED (previous block used) | F_RUN
  * A free large block also holds next/prev offsets (bin list) after the
  * header and its size in its last 8 bytes (footer), for coalescing.
