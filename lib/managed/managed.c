@@ -250,11 +250,16 @@ static int create_sizes(const struct ipcx_managed_opts *o, struct create_arg *a)
 {
 	size_t pg = page_size();
 
-	if (!o || !o->size)
+	if (!o || !o->size || o->size > (1ull << 46))
 		return -EINVAL;
-	a->size = round_up(o->size < MEM_OFF + IPCX_MEM_MIN_SIZE ? MEM_OFF + IPCX_MEM_MIN_SIZE :
-			   o->size, pg);
-	a->max = o->max_size > a->size ? round_up(o->max_size, pg) : a->size;
+	uint64_t min;
+
+	a->max = o->max_size > o->size ? round_up(o->max_size, pg) : round_up(o->size, pg);
+	/* room for the allocator's header and chunk map (at most 1/16 of it) */
+	min = MEM_OFF + IPCX_MEM_MIN_SIZE + 16384;
+	a->size = round_up(o->size < min ? min : o->size, pg);
+	if (a->max < a->size)
+		a->max = a->size;
 	a->huge = o->huge_align;
 	if (a->max > (1ull << 46) || (a->huge & (a->huge - 1)))
 		return -EINVAL;

@@ -609,7 +609,16 @@ struct ipcx_mem *ipcx_mem_init(void *base, size_t size, const struct ipcx_mem_op
 	if ((huge & (huge - 1)) || max > (1ull << 48))
 		return NULL;
 	size &= ~(size_t)15;
+	/*
+	 * The chunk map covers the maximum size, but takes at most 1/16 of the
+	 * initial region and at most 1 MiB (64 GiB); memory beyond what it
+	 * covers serves large blocks only.
+	 */
 	nchunks = ((max > size ? max : size) + CHUNK - 1) >> CHUNK_SHIFT;
+	if (nchunks > MAX_CHUNKS)
+		nchunks = MAX_CHUNKS;
+	if (nchunks > size / 16 && nchunks > (size >> CHUNK_SHIFT))
+		nchunks = size / 16 > (size >> CHUNK_SHIFT) ? size / 16 : size >> CHUNK_SHIFT;
 	hdr = sizeof(*m) + map_bytes(nchunks);
 	if (hdr + 4096 > size)
 		return NULL;
@@ -661,7 +670,7 @@ int ipcx_mem_attach(const void *base, size_t size)
 	if (size < sizeof(*m))
 		return -EPROTO;
 	if (m->magic != MEM_MAGIC || m->abi != MEM_ABI || m->nclass != NCLASS ||
-	    m->nchunks > (1ull << 32) || m->hdr_size != sizeof(*m) + map_bytes(m->nchunks) ||
+	    m->nchunks > MAX_CHUNKS || m->hdr_size != sizeof(*m) + map_bytes(m->nchunks) ||
 	    m->size > size || m->first != m->hdr_size + 8 ||
 	    m->end >= m->size || m->end < m->first || (m->end & 15) != 8 ||
 	    m->lk.cap != LARGE_LOG)

@@ -41,6 +41,7 @@
 #define MIN_BLOCK	32ull
 #define CHUNK_SHIFT	16
 #define CHUNK		(1ull << CHUNK_SHIFT)
+#define MAX_CHUNKS	(1ull << 20)	/* chunk map covers at most 64 GiB */
 #define RUN_BLOCK	CHUNK		/* a run's large block: header at chunk - 8 */
 #define RUN_WORDS	64		/* bitmap words: up to 4096 blocks */
 #define RUN_HDR		(64ull + RUN_WORDS * 8)	/* first block, from the chunk start */

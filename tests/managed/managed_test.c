@@ -759,6 +759,26 @@ TEST_F(seg, hostile_arguments)
 	ASSERT_EQ(0, ipcx_managed_check(self->s, NULL));
 }
 
+TEST_F(seg, terabyte_reservation)
+{
+	IPCX_OPTS(ipcx_managed_opts, o, .mode = IPCX_CREATE_ONLY, .size = MB,
+		  .max_size = 1ull << 40);
+	struct ipcx_obj_spec sp = spec_of(1, 100, 1000);
+	struct ipcx_managed *t;
+	void *p;
+
+	o.dir = self->dir;
+	ASSERT_EQ(0, ipcx_managed_open("big", &o, &t));
+	ASSERT_GE(ipcx_managed_size(t), MB);
+	ASSERT_LT(ipcx_managed_size(t), 3 * MB);
+	ASSERT_EQ(0, ipcx_managed_construct(t, "a", &sp, &p));
+	ASSERT_EQ(0, ipcx_managed_grow(t, 64 * MB));
+	ASSERT_NE(NULL, ipcx_managed_alloc(t, 40 * MB));
+	ASSERT_NE(NULL, ipcx_managed_alloc(t, 100));
+	ASSERT_EQ(0, ipcx_managed_check(t, NULL));
+	ipcx_managed_close(t);
+}
+
 TEST_F(seg, handles)
 {
 	struct ipcx_handle h;

@@ -49,7 +49,8 @@ struct ipcx_mem_opts {
 	/*
 	 * The region may later grow (ipcx_mem_grow()) up to this size; size
 	 * classes can use memory up to it (a map of 1 byte per 64 KiB is kept
-	 * for it). 0 = the initial size; growth beyond it still works, for
+	 * for it, no larger than 1/16 of the initial size nor 1 MiB). 0 = the
+	 * initial size; growth beyond what the map covers still works, for
 	 * large blocks only.
 	 */
 	uint64_t max_size;
@@ -58,8 +59,7 @@ struct ipcx_mem_opts {
 /**
  * ipcx_mem_init() - build an allocator over [@base, @base + @size)
  * @base: 64-byte aligned start of the region
- * @size: bytes, at least IPCX_MEM_MIN_SIZE (rounded down to 16), and room
- *        for the header (about 5 KiB plus 1 byte per 64 KiB of max_size)
+ * @size: bytes, at least IPCX_MEM_MIN_SIZE (rounded down to 16)
  * @opts: NULL or options
  *
  * Return: the allocator (== @base), or NULL on bad arguments.
