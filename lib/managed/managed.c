@@ -9,7 +9,7 @@
  *         segment lock and its undo log)
  *   4096  struct ipcx_mem: the allocator, managing [4096, size)
  *
- * Objects live in allocator blocks: [name NUL][pad][struct mobj][data];
+ * Objects live in allocator blocks: [name NUL][pad][struct mobj (48 B)][data];
  * the data is aligned as asked, the control block sits right before it, so
  * "pointer -> name, count, kind" is O(1). The index is an open-addressing
  * hash table (linear probing, tombstones) of {hash, data offset} slots in
@@ -71,12 +71,11 @@ struct mobj {
 	uint64_t count;
 	uint64_t elem_size;
 	uint64_t type_tag;
-	uint64_t pad[2];
 };
 
 _Static_assert(sizeof(struct seg_hdr) == 768, "seg_hdr is ABI");
 _Static_assert(__builtin_offsetof(struct seg_hdr, lk) == 192, "seg_hdr is ABI");
-_Static_assert(sizeof(struct mobj) == 64, "mobj is ABI");
+_Static_assert(sizeof(struct mobj) == 48, "mobj is ABI");
 _Static_assert(sizeof(struct slot) == 16, "slot is ABI");
 
 enum {
@@ -896,7 +895,6 @@ static int obj_build(struct ipcx_managed *s, const struct key *k, const struct i
 	c->count = sp->count;
 	c->elem_size = sp->elem_size;
 	c->type_tag = k->kind == IPCX_OBJ_UNIQUE ? k->tag : sp->type_tag;
-	c->pad[0] = c->pad[1] = 0;
 	c->magic = OBJ_MAGIC;
 	if (!sp->init) {
 		memset(d, 0, bytes);

@@ -893,8 +893,8 @@ TEST_F(seg, check_reports_corrupted_index)
 	for (trial = 0; trial < 50; trial++) {
 		memcpy(copy, ipcx_managed_base(self->s), sz);
 		/* Smash the control block in front of the object. */
-		w = (uint64_t *)(copy + ((char *)p - (char *)ipcx_managed_base(self->s)) - 64);
-		w[trial % 8] ^= 0x40000ull << (trial % 20);
+		w = (uint64_t *)(copy + ((char *)p - (char *)ipcx_managed_base(self->s)) - 48);
+		w[trial % 6] ^= 0x40000ull << (trial % 20);
 		if (ipcx_managed_open_buffer(copy, sz, IPCX_OPEN_ONLY | IPCX_READ_ONLY, &b))
 			continue;
 		if (check(b, &r) == -EUCLEAN) {
