@@ -278,12 +278,27 @@ static int init_file(int fd, void *arg)
 	return ret;
 }
 
+/* A caller's struct larger than ours must have an all-zero tail (IPCX_OPTS contract). */
+static int tail_zero(const void *p, size_t sz, size_t ours)
+{
+	const unsigned char *c = p;
+
+	for (; ours < sz && ours < 4096; ours++)
+		if (c[ours])
+			return -E2BIG;
+	return sz > 4096 ? -E2BIG : 0;
+}
+
 /* Only the fields a caller's (possibly older, smaller) opts struct has. */
-static void opts_copy(struct ipcx_managed_opts *dst, const struct ipcx_managed_opts *src)
+static int opts_copy(struct ipcx_managed_opts *dst, const struct ipcx_managed_opts *src)
 {
 	memset(dst, 0, sizeof(*dst));
-	if (src)
-		memcpy(dst, src, src->sz && src->sz < sizeof(*dst) ? src->sz : sizeof(*dst));
+	if (!src)
+		return 0;
+	if (src->sz < sizeof(size_t))
+		return -EINVAL;
+	memcpy(dst, src, src->sz < sizeof(*dst) ? src->sz : sizeof(*dst));
+	return tail_zero(src, src->sz, sizeof(*dst));
 }
 
 int ipcx_managed_open(const char *name, const struct ipcx_managed_opts *opts,
@@ -298,7 +313,9 @@ int ipcx_managed_open(const char *name, const struct ipcx_managed_opts *opts,
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	opts_copy(&o, opts);
+	ret = opts_copy(&o, opts);
+	if (ret)
+		return ret;
 	if (!(o.mode & IPCX_OPEN_MODE_MASK))
 		o.mode |= IPCX_OPEN_OR_CREATE;
 	if ((o.mode & IPCX_READ_ONLY) && (o.mode & IPCX_COPY_ON_WRITE))
@@ -379,7 +396,9 @@ int ipcx_managed_open_file(const char *path, const struct ipcx_managed_opts *opt
 	if (!out || !path || !*path || strlen(path) >= IPCX_PATH_MAX)
 		return -EINVAL;
 	*out = NULL;
-	opts_copy(&o, opts);
+	ret = opts_copy(&o, opts);
+	if (ret)
+		return ret;
 	how = o.mode & IPCX_OPEN_MODE_MASK;
 	if (!how)
 		how = IPCX_OPEN_OR_CREATE;
@@ -432,7 +451,9 @@ int ipcx_managed_create_memfd(const struct ipcx_managed_opts *opts, struct ipcx_
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	opts_copy(&o, opts);
+	ret = opts_copy(&o, opts);
+	if (ret)
+		return ret;
 	ret = create_sizes(opts ? &o : NULL, &a);
 	if (ret)
 		return ret;
@@ -465,7 +486,9 @@ int ipcx_managed_open_fd(int fd, const struct ipcx_managed_opts *opts, struct ip
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	opts_copy(&o, opts);
+	ret = opts_copy(&o, opts);
+	if (ret)
+		return ret;
 	if ((o.mode & IPCX_READ_ONLY) && (o.mode & IPCX_COPY_ON_WRITE))
 		return -EINVAL;
 	nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -487,7 +510,9 @@ int ipcx_managed_create_heap(const struct ipcx_managed_opts *opts, struct ipcx_m
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	opts_copy(&o, opts);
+	ret = opts_copy(&o, opts);
+	if (ret)
+		return ret;
 	ret = create_sizes(opts ? &o : NULL, &a);
 	if (ret)
 		return ret;
@@ -854,8 +879,10 @@ static void obj_fini(void *data, const struct mobj *c, size_t upto,
 static int spec_read(const struct ipcx_obj_spec *spec, struct ipcx_obj_spec *o)
 {
 	memset(o, 0, sizeof(*o));
-	if (!spec || !spec->sz)
+	if (!spec || spec->sz < offsetof(struct ipcx_obj_spec, elem_size))
 		return -EINVAL;
+	if (tail_zero(spec, spec->sz, sizeof(*o)))
+		return -E2BIG;
 	memcpy(o, spec, spec->sz < sizeof(*o) ? spec->sz : sizeof(*o));
 	if (!o->count)
 		o->count = 1;

@@ -759,6 +759,22 @@ TEST_F(seg, hostile_arguments)
 	ASSERT_EQ(0, ipcx_managed_check(self->s, NULL));
 }
 
+/* A newer caller's larger opts: unknown non-zero fields are refused. */
+TEST_F(seg, opts_from_a_newer_caller)
+{
+	struct {
+		struct ipcx_managed_opts o;
+		uint64_t future;
+	} big = { .o = { .sz = sizeof(big), .mode = IPCX_OPEN_ONLY }, .future = 1 };
+	struct ipcx_managed *t;
+
+	big.o.dir = self->dir;
+	ASSERT_EQ(-E2BIG, ipcx_managed_open(self->name, &big.o, &t));
+	big.future = 0;
+	ASSERT_EQ(0, ipcx_managed_open(self->name, &big.o, &t));
+	ipcx_managed_close(t);
+}
+
 TEST_F(seg, terabyte_reservation)
 {
 	IPCX_OPTS(ipcx_managed_opts, o, .mode = IPCX_CREATE_ONLY, .size = MB,

@@ -38,6 +38,7 @@ extern "C" {
 
 struct ipcx_managed;	/* process-local handle of an open segment */
 
+/* Options (IPCX_OPTS): a larger struct from a newer caller must have its unknown tail zero (-E2BIG). */
 struct ipcx_managed_opts {
 	size_t sz;
 	/* enum ipcx_open_mode | IPCX_READ_ONLY | IPCX_COPY_ON_WRITE (0: open-or-create) */
