@@ -602,6 +602,17 @@ struct ipcx_mem *ipcx_mem_init(void *base, size_t size, const struct ipcx_mem_op
 
 	if (!base || ((uintptr_t)base & 63) || size < IPCX_MEM_MIN_SIZE)
 		return NULL;
+	if (opts && opts->sz > sizeof(*opts)) {
+		/* a newer caller's struct: its unknown tail must be zero */
+		const unsigned char *t = (const unsigned char *)opts;
+		size_t i;
+
+		if (opts->sz > 4096)
+			return NULL;
+		for (i = sizeof(*opts); i < opts->sz; i++)
+			if (t[i])
+				return NULL;
+	}
 	if (opts && opts->sz >= offsetof(struct ipcx_mem_opts, huge_align) + sizeof(uint64_t))
 		huge = opts->huge_align;
 	if (opts && opts->sz >= offsetof(struct ipcx_mem_opts, max_size) + sizeof(uint64_t))
