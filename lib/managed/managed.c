@@ -659,10 +659,12 @@ static inline int seg_lock(struct ipcx_managed *s)
 static inline void gen_begin(struct ipcx_managed *s)
 {
 	SW(s, &s->h->gen, s->h->gen | 1);
+	__atomic_thread_fence(__ATOMIC_RELEASE);	/* odd before any index store */
 }
 
 static inline void gen_end(struct ipcx_managed *s)
 {
+	__atomic_thread_fence(__ATOMIC_RELEASE);	/* index stores before even */
 	SW(s, &s->h->gen, s->h->gen + 1);
 }
 
