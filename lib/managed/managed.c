@@ -29,7 +29,7 @@
 
 #include <ipcx/managed.h>
 
-#include "../mem/lock.h"
+#include "../mem/mem_int.h"
 #include "../shm/named.h"
 #include "../sys/sys.h"
 
@@ -190,6 +190,24 @@ static struct ipcx_managed *handle_new(void *base, uint64_t map_len, int fd, uns
 	return s;
 }
 
+/*
+ * A copy-on-write view gets fresh locks: copies of locks that other
+ * processes held when the pages were copied would never be released.
+ */
+static int cow_reset(void *base)
+{
+	struct seg_hdr *h = base;
+	int ret;
+
+	if (h->lk.n)
+		ipcx_lk_rollback(&h->lk, base, h->size);
+	ret = ipcx_lk_init(&h->lk, SEG_LOG, true);
+	if (ret)
+		return ret;
+	h->gen = (h->gen | 1) + 1;
+	return ipcx_mem_private_reset((struct ipcx_mem *)((char *)base + MEM_OFF));
+}
+
 /* Read the header of the segment in @fd, map all of its max_size and validate. */
 static int map_fd(int fd, unsigned int mode, struct ipcx_managed **out)
 {
@@ -219,6 +237,8 @@ static int map_fd(int fd, unsigned int mode, struct ipcx_managed **out)
 	if (!base)
 		return -ENOMEM;
 	ret = seg_validate(base, len);
+	if (!ret && (flags & S_COW))
+		ret = cow_reset(base);
 	if (ret) {
 		munmap(base, len);
 		return ret;

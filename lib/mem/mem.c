@@ -694,6 +694,28 @@ int ipcx_mem_attach(const void *base, size_t size)
 	return 0;
 }
 
+/*
+ * A private (copy-on-write) view of a region: its locks may have been
+ * copied while another process held them, and no one would ever release
+ * those copies. Roll back any half-done large op, make every lock fresh,
+ * and rebuild the size classes' derived state. Only for a mapping that this
+ * process alone uses.
+ */
+int ipcx_mem_private_reset(struct ipcx_mem *m)
+{
+	unsigned int c;
+	int ret;
+
+	if (m->lk.n)
+		ipcx_lk_rollback(&m->lk, m, msize(m));
+	ret = ipcx_lk_init(&m->lk, LARGE_LOG, false);
+	for (c = 0; !ret && c < NCLASS; c++)
+		ret = ipcx_lk_init(&m->cls[c].lk, 0, false);
+	for (c = 0; !ret && c < NCLASS; c++)
+		ret = class_repair(m, c);
+	return ret;
+}
+
 void *ipcx_mem_alloc(struct ipcx_mem *m, size_t size)
 {
 	if (size <= IPCX_MEM_SMALL_MAX) {

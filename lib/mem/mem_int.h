@@ -104,4 +104,7 @@ _Static_assert(sizeof(struct ipcx_mem) % 64 == 0, "ipcx_mem is ABI");
 _Static_assert(__builtin_offsetof(struct ipcx_mem, lk) == 64, "ipcx_mem is ABI");
 _Static_assert(__builtin_offsetof(struct ipcx_mem, cls) % 64 == 0, "ipcx_mem is ABI");
 
+/* Private to the library: make the locks of a copy-on-write view fresh (mem.c). */
+int ipcx_mem_private_reset(struct ipcx_mem *m);
+
 #endif /* IPCX_MEM_INT_H */

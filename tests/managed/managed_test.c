@@ -570,6 +570,34 @@ TEST_F(seg, read_only_and_copy_on_write)
 	ASSERT_EQ(sum, file_sum(path));
 }
 
+/* A copy-on-write view opened while another process holds the segment lock. */
+TEST_F(seg, copy_on_write_while_locked_elsewhere)
+{
+	struct ipcx_obj_spec sp = spec_of(4, 8, 1);
+	struct ipcx_managed *cow;
+	void *p;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		struct ipcx_managed *t;
+
+		if (open_seg(self->dir, self->name, IPCX_OPEN_ONLY, 0, &t))
+			_exit(1);
+		_exit(ipcx_managed_atomic(t, hold_lock, NULL) ? 2 : 0);	/* 300 ms */
+	}
+	usleep(100000);
+	ASSERT_EQ(-EAGAIN, ipcx_managed_try_atomic(self->s, read_pair, NULL));
+	ASSERT_EQ(0, open_seg(self->dir, self->name, IPCX_OPEN_ONLY | IPCX_COPY_ON_WRITE, 0, &cow));
+	/* Would hang on the copied lock without the reset. */
+	ASSERT_EQ(0, ipcx_managed_construct(cow, "mine", &sp, &p));
+	ASSERT_EQ(0, ipcx_managed_check(cow, NULL));
+	ipcx_managed_close(cow);
+	ASSERT_EQ(0, t_wait(pid));
+	ASSERT_EQ(-ENOENT, ipcx_managed_find(self->s, "mine", 4, NULL, NULL));
+}
+
 struct node {
 	struct ipcx_offptr next;
 	uint64_t v;
