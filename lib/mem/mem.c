@@ -718,6 +718,8 @@ int ipcx_mem_private_reset(struct ipcx_mem *m)
 
 void *ipcx_mem_alloc(struct ipcx_mem *m, size_t size)
 {
+	if (!m)
+		return NULL;
 	if (size <= IPCX_MEM_SMALL_MAX) {
 		void *p = small_alloc(m, class_of(size));
 
@@ -729,7 +731,7 @@ void *ipcx_mem_alloc(struct ipcx_mem *m, size_t size)
 
 void *ipcx_mem_alloc_aligned(struct ipcx_mem *m, size_t size, size_t align)
 {
-	if (!align || (align & (align - 1)))
+	if (!m || !align || (align & (align - 1)))
 		return NULL;
 	if (align <= 16)
 		return ipcx_mem_alloc(m, size);
@@ -744,6 +746,8 @@ int ipcx_mem_free(struct ipcx_mem *m, void *p)
 
 	if (!p)
 		return 0;
+	if (!m)
+		return -EINVAL;
 	kind = classify(m, p, &c, &run, &blk);
 	if (kind < 0)
 		return kind;
@@ -781,14 +785,17 @@ size_t ipcx_mem_size_of(const struct ipcx_mem *m, const void *p)
 
 uint64_t ipcx_mem_size(const struct ipcx_mem *m)
 {
-	return msize(m);
+	return m ? msize(m) : 0;
 }
 
 uint64_t ipcx_mem_free_memory(const struct ipcx_mem *m)
 {
-	uint64_t f = __atomic_load_n(&m->free_bytes, __ATOMIC_RELAXED);
+	uint64_t f;
 	unsigned int c;
 
+	if (!m)
+		return 0;
+	f = __atomic_load_n(&m->free_bytes, __ATOMIC_RELAXED);
 	for (c = 0; c < NCLASS; c++)
 		f += __atomic_load_n(&m->cls[c].free_bytes, __ATOMIC_RELAXED);
 	return f;
@@ -798,7 +805,7 @@ bool ipcx_mem_all_freed(const struct ipcx_mem *m)
 {
 	unsigned int c;
 
-	if (__atomic_load_n(&m->used_blocks, __ATOMIC_RELAXED))
+	if (!m || __atomic_load_n(&m->used_blocks, __ATOMIC_RELAXED))
 		return false;
 	for (c = 0; c < NCLASS; c++)
 		if (__atomic_load_n(&m->cls[c].live, __ATOMIC_RELAXED))
@@ -812,6 +819,8 @@ long ipcx_mem_trim(struct ipcx_mem *m)
 	unsigned int c;
 	int ret;
 
+	if (!m)
+		return -EINVAL;
 	for (c = 0; c < NCLASS; c++) {
 		struct mclass *k = &m->cls[c];
 		uint64_t run, next, steps = 0;
@@ -840,6 +849,8 @@ uint64_t ipcx_mem_largest_free(struct ipcx_mem *m)
 	uint64_t best = 0, o, steps = 0;
 	int w;
 
+	if (!m)
+		return 0;
 	ipcx_mem_trim(m);
 	if (large_lock(m))
 		return 0;
@@ -891,6 +902,8 @@ int ipcx_mem_zero_free(struct ipcx_mem *m)
 	uint64_t o, end;
 	int ret;
 
+	if (!m)
+		return -EINVAL;
 	ret = lock_all(m);
 	if (ret)
 		return ret;
@@ -1108,6 +1121,8 @@ int ipcx_mem_grow(struct ipcx_mem *m, uint64_t new_size)
 	uint64_t old_end, new_end, sh;
 	int ret;
 
+	if (!m)
+		return -EINVAL;
 	new_size &= ~15ull;
 	ret = large_lock(m);
 	if (ret)
@@ -1138,7 +1153,7 @@ int64_t ipcx_mem_shrink_to_fit(struct ipcx_mem *m, uint64_t gran)
 	uint64_t end, sh, last, lsize, target, new_end, rem;
 	int ret;
 
-	if (!gran || (gran & (gran - 1)) || gran < 16)
+	if (!m || !gran || (gran & (gran - 1)) || gran < 16)
 		return -EINVAL;
 	ipcx_mem_trim(m);
 	ret = large_lock(m);

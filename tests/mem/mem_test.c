@@ -46,6 +46,15 @@ TEST(bad_arguments)
 
 	ASSERT_NE(NULL, buf);
 	ASSERT_EQ(NULL, ipcx_mem_init(NULL, REGION, NULL));
+	ASSERT_EQ(NULL, ipcx_mem_alloc(NULL, 10));
+	ASSERT_EQ(NULL, ipcx_mem_alloc_aligned(NULL, 10, 64));
+	ASSERT_EQ(-EINVAL, ipcx_mem_free(NULL, buf));
+	ASSERT_EQ(0, ipcx_mem_size_of(NULL, buf));
+	ASSERT_EQ(0, ipcx_mem_free_memory(NULL));
+	ASSERT_EQ(-EINVAL, ipcx_mem_trim(NULL));
+	ASSERT_EQ(-EINVAL, ipcx_mem_zero_free(NULL));
+	ASSERT_EQ(-EINVAL, ipcx_mem_grow(NULL, REGION));
+	ASSERT_EQ(-EINVAL, ipcx_mem_check(NULL, NULL, 0));
 	ASSERT_EQ(NULL, ipcx_mem_init(buf + 8, REGION - 64, NULL));
 	ASSERT_EQ(NULL, ipcx_mem_init(buf, 1024, NULL));
 	ASSERT_EQ(-EPROTO, ipcx_mem_attach(buf, REGION));	/* all zero */
