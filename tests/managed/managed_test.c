@@ -370,9 +370,22 @@ static void read_pair(void *arg)
 		g_pair->bad++;
 }
 
+static volatile int *g_holding;
+
+/* Say "holding" only once inside the lock, then keep it 300 ms. */
 static void hold_lock(void *arg)
 {
+	*g_holding = 1;
 	usleep(300000);
+}
+
+static int wait_holding(void)
+{
+	uint64_t end = t_now_ns() + 10000000000ull;
+
+	while (!*g_holding && t_now_ns() < end)
+		usleep(1000);
+	return *g_holding;
 }
 
 TEST_F(seg, atomic_function_all_or_nothing)
@@ -408,6 +421,8 @@ TEST_F(seg, atomic_function_all_or_nothing)
 	ASSERT_EQ(pr->a, pr->b);
 
 	/* try variant: busy while another process holds the segment lock. */
+	g_holding = t_shared(4096);
+	ASSERT_NE(NULL, g_holding);
 	pid = fork();
 	ASSERT_GE(pid, 0);
 	if (!pid) {
@@ -417,7 +432,7 @@ TEST_F(seg, atomic_function_all_or_nothing)
 			_exit(1);
 		_exit(ipcx_managed_atomic(t, hold_lock, NULL) ? 2 : 0);
 	}
-	usleep(100000);
+	ASSERT_TRUE(wait_holding());
 	ASSERT_EQ(-EAGAIN, ipcx_managed_try_atomic(self->s, read_pair, NULL));
 	ASSERT_EQ(0, t_wait(pid));
 	ASSERT_EQ(0, ipcx_managed_try_atomic(self->s, read_pair, NULL));
@@ -578,6 +593,8 @@ TEST_F(seg, copy_on_write_while_locked_elsewhere)
 	void *p;
 	pid_t pid;
 
+	g_holding = t_shared(4096);
+	ASSERT_NE(NULL, g_holding);
 	pid = fork();
 	ASSERT_GE(pid, 0);
 	if (!pid) {
@@ -587,7 +604,7 @@ TEST_F(seg, copy_on_write_while_locked_elsewhere)
 			_exit(1);
 		_exit(ipcx_managed_atomic(t, hold_lock, NULL) ? 2 : 0);	/* 300 ms */
 	}
-	usleep(100000);
+	ASSERT_TRUE(wait_holding());
 	ASSERT_EQ(-EAGAIN, ipcx_managed_try_atomic(self->s, read_pair, NULL));
 	ASSERT_EQ(0, open_seg(self->dir, self->name, IPCX_OPEN_ONLY | IPCX_COPY_ON_WRITE, 0, &cow));
 	/* Would hang on the copied lock without the reset. */
