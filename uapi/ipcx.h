@@ -8,6 +8,8 @@
 #include <ipcx/common.h>
 #include <ipcx/features.h>
 #include <ipcx/layout.h>
+#include <ipcx/managed.h>
+#include <ipcx/mem.h>
 #include <ipcx/offptr.h>
 #include <ipcx/shm.h>
 #include <ipcx/sync.h>
