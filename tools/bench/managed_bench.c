@@ -6,7 +6,8 @@
  *                    16..512 B, 100k live blocks, 2M operations (1M free +
  *                    1M allocate), in a 256 MiB named segment; ns per op
  *   named_construct  construct 100k named objects (8 bytes each); ns per construct
- *   named_find       find those 100k names in random order; ns per find
+ *   named_find       find each of those 100k names once, in creation order
+ *                    (the workload of the boost row); ns per find
  *
  * Samples are per-batch averages (1000 operations): single operations are
  * too fast to time one by one.
@@ -126,14 +127,14 @@ BENCH_CASE("alloc_random", "ipcx", "ns/op", alloc_random_ipcx);
 
 #define NAME_LEN	24
 
-/* "object_<i>" for every i, formatted before any timing starts. */
+/* "obj<i, 7 digits>" for every i (the boost row's names), formatted before timing. */
 static char *names_make(uint64_t n)
 {
 	char *v = malloc(n * NAME_LEN);
 	uint64_t i;
 
 	for (i = 0; v && i < n; i++)
-		snprintf(v + i * NAME_LEN, NAME_LEN, "object_%llu", (unsigned long long)i);
+		snprintf(v + i * NAME_LEN, NAME_LEN, "obj%07llu", (unsigned long long)i);
 	return v;
 }
 
@@ -161,7 +162,7 @@ static int build_names(struct ipcx_managed *s, struct bench_run *run, const char
 /* Names are formatted outside the timed loops (only the segment is measured). */
 static int named_construct_ipcx(const struct bench_env *env, struct bench_run *run)
 {
-	uint64_t n = env->quick ? NAMES / 4 : NAMES, t0;
+	uint64_t n = env->iters ? env->iters : NAMES, t0;
 	struct ipcx_managed *s;
 	char name[64], *names = names_make(n);
 	int ret;
@@ -187,10 +188,11 @@ BENCH_CASE("named_construct", "ipcx", "ns/op", named_construct_ipcx);
 
 static int named_find_ipcx(const struct bench_env *env, struct bench_run *run)
 {
-	uint64_t n = env->quick ? NAMES / 4 : NAMES, seed = env->seed ? env->seed : 42;
-	uint64_t i, k, t0, total0, lookups = n * 4;
+	uint64_t n = env->iters ? env->iters : NAMES;
+	uint64_t i, k, e, t0, total0;
 	struct ipcx_managed *s;
 	char name[64], *names = names_make(n);
+	size_t count;
 	void *p;
 	int ret;
 
@@ -204,16 +206,19 @@ static int named_find_ipcx(const struct bench_env *env, struct bench_run *run)
 	ret = build_names(s, NULL, names, n);
 	run->n = 0;
 	total0 = now_ns();
-	for (i = 0; !ret && i < lookups; i += BATCH) {
+	for (i = 0; !ret && i < n; i += BATCH) {
+		e = i + BATCH < n ? i + BATCH : n;
 		t0 = now_ns();
-		for (k = 0; k < BATCH; k++) {
-			ret = ipcx_managed_find(s, names + (xs(&seed) % n) * NAME_LEN, 1, &p, NULL);
-			if (ret)
+		for (k = i; k < e; k++) {
+			ret = ipcx_managed_find(s, names + k * NAME_LEN, 1, &p, &count);
+			if (ret || !p || count != 1) {
+				ret = ret ? ret : -EUCLEAN;
 				break;
+			}
 		}
-		add_sample(run, now_ns() - t0, BATCH);
+		add_sample(run, now_ns() - t0, e - i);
 	}
-	run->ops_per_s = (double)lookups * 1e9 / (double)(now_ns() - total0);
+	run->ops_per_s = (double)n * 1e9 / (double)(now_ns() - total0);
 	seg_done(s, name);
 	free(names);
 	return ret;
