@@ -73,7 +73,7 @@ struct mobj {
 	uint64_t type_tag;
 };
 
-_Static_assert(sizeof(struct seg_hdr) == 768, "seg_hdr is ABI");
+_Static_assert(sizeof(struct seg_hdr) == 832, "seg_hdr is ABI");
 _Static_assert(__builtin_offsetof(struct seg_hdr, lk) == 192, "seg_hdr is ABI");
 _Static_assert(sizeof(struct mobj) == 48, "mobj is ABI");
 _Static_assert(sizeof(struct slot) == 16, "slot is ABI");
@@ -1459,7 +1459,7 @@ int ipcx_managed_try_atomic(struct ipcx_managed *s, void (*fn)(void *arg), void 
 		return -EROFS;
 	ret = seg_locked(s, ipcx_lk_trylock(&s->h->lk, s->base, seg_size(s)));
 	if (ret)
-		return ret == -EBUSY ? -EAGAIN : ret;
+		return ret;
 	fn(arg);
 	seg_unlock(s);
 	return 0;

@@ -3,11 +3,10 @@
  * lock.h - private: the lock + undo log that guards every structure the
  * allocator and the segment manager keep in shared memory.
  *
- * The lock is, for now, a process-shared ROBUST pthread mutex placed in the
- * segment: when its holder dies, the next locker gets EOWNERDEAD. This
- * wrapper is the only place that knows that, so the ipcx robust mutex
- * (lib/sync) can replace it later without touching the callers: keep the
- * calls (init, lock / lock_repair, trylock, unlock) and the 64-byte size.
+ * The lock is an ipcx robust mutex (lib/sync) placed in the segment: when
+ * its holder dies, the kernel's robust-list walk marks it and the next
+ * locker gets -EOWNERDEAD. This wrapper is the only place that knows which
+ * lock it is (callers use init, lock / lock_repair, trylock, unlock).
  *
  * Crash repair, for users that log (the large allocator, the segment
  * index; the size classes rebuild their derived state instead, see mem.c):
@@ -25,9 +24,10 @@
 #define IPCX_MEM_LOCK_H
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include <ipcx/sync.h>
 
 struct ipcx_ulog_ent {
 	uint64_t off;		/* offset of the word from the log's base */
@@ -35,17 +35,14 @@ struct ipcx_ulog_ent {
 };
 
 struct ipcx_lk {
-	union {
-		pthread_mutex_t mtx;
-		uint8_t raw[40];
-	};
+	struct ipcx_mutex mtx;
 	uint64_t repairs;	/* dead holders rolled back so far (for check/tools) */
 	uint64_t n;		/* live undo entries; 0 = committed */
 	uint64_t cap;		/* entries in the log that follows the lock */
+	uint64_t pad[5];
 };
 
-_Static_assert(sizeof(pthread_mutex_t) <= 40, "mutex fits the lock slot");
-_Static_assert(sizeof(struct ipcx_lk) == 64, "ipcx_lk is ABI");
+_Static_assert(sizeof(struct ipcx_lk) == 128, "ipcx_lk is ABI");
 
 #define ipcx_barrier() __asm__ __volatile__("" ::: "memory")
 
@@ -55,25 +52,19 @@ static inline struct ipcx_ulog_ent *ipcx_lk_log(struct ipcx_lk *lk)
 }
 
 /* @recursive: the segment lock nests (atomic functions call back in). */
+/*
+ * @recursive: the segment lock nests (atomic functions call back in).
+ * Return: 0, or -errno (-EOPNOTSUPP when the thread's robust list cannot be
+ * shared: the lock would not be robust).
+ */
 static inline int ipcx_lk_init(struct ipcx_lk *lk, uint64_t cap, bool recursive)
 {
-	pthread_mutexattr_t a;
-	int ret;
+	IPCX_OPTS(ipcx_mutex_opts, o,
+		  .type = recursive ? IPCX_MUTEX_RECURSIVE : IPCX_MUTEX_NORMAL);
 
 	__builtin_memset(lk, 0, sizeof(*lk));
 	lk->cap = cap;
-	ret = pthread_mutexattr_init(&a);
-	if (ret)
-		return -ret;
-	ret = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-	if (!ret)
-		ret = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-	if (!ret && recursive)
-		ret = pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
-	if (!ret)
-		ret = pthread_mutex_init(&lk->mtx, &a);
-	pthread_mutexattr_destroy(&a);
-	return -ret;
+	return ipcx_mutex_init(&lk->mtx, &o);
 }
 
 /*
@@ -103,13 +94,13 @@ static inline int ipcx_lk_acquired(struct ipcx_lk *lk, int ret, void *base, uint
 {
 	if (__builtin_expect(ret == 0, 1))
 		return 0;
-	if (ret == EOWNERDEAD) {
+	if (ret == -EOWNERDEAD) {
 		ipcx_lk_rollback(lk, base, size);
 		lk->repairs++;
-		pthread_mutex_consistent(&lk->mtx);
+		ipcx_mutex_consistent(&lk->mtx);
 		return 1;
 	}
-	return -ret;	/* ENOTRECOVERABLE, EBUSY (trylock), EDEADLK, ... */
+	return ret;	/* -ENOTRECOVERABLE, -EAGAIN (trylock), -EDEADLK, ... */
 }
 
 /*
@@ -118,7 +109,7 @@ static inline int ipcx_lk_acquired(struct ipcx_lk *lk, int ret, void *base, uint
  */
 static inline int ipcx_lk_lock_repair(struct ipcx_lk *lk, void *base, uint64_t size)
 {
-	return ipcx_lk_acquired(lk, pthread_mutex_lock(&lk->mtx), base, size);
+	return ipcx_lk_acquired(lk, ipcx_mutex_lock(&lk->mtx), base, size);
 }
 
 /* 0, or -errno (-ENOTRECOVERABLE). A dead holder's op is rolled back first. */
@@ -129,10 +120,10 @@ static inline int ipcx_lk_lock(struct ipcx_lk *lk, void *base, uint64_t size)
 	return ret > 0 ? 0 : ret;
 }
 
-/* 0, 1 (repaired, as ipcx_lk_lock_repair), -EBUSY if held, or -errno. */
+/* 0, 1 (repaired, as ipcx_lk_lock_repair), -EAGAIN if held, or -errno. */
 static inline int ipcx_lk_trylock(struct ipcx_lk *lk, void *base, uint64_t size)
 {
-	return ipcx_lk_acquired(lk, pthread_mutex_trylock(&lk->mtx), base, size);
+	return ipcx_lk_acquired(lk, ipcx_mutex_trylock(&lk->mtx), base, size);
 }
 
 static inline void ipcx_lk_commit(struct ipcx_lk *lk)
@@ -145,7 +136,7 @@ static inline void ipcx_lk_commit(struct ipcx_lk *lk)
 static inline void ipcx_lk_unlock(struct ipcx_lk *lk)
 {
 	ipcx_lk_commit(lk);
-	pthread_mutex_unlock(&lk->mtx);
+	ipcx_mutex_unlock(&lk->mtx);
 }
 
 /* Logged store of one 64-bit word at @p (inside [base, base+size)). */

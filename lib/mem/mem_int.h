@@ -98,7 +98,7 @@ struct ipcx_mem {
 	/* then: uint8_t chunk_map[nchunks], padded to 64 bytes */
 };
 
-_Static_assert(sizeof(struct mclass) == 128, "mclass is ABI");
+_Static_assert(sizeof(struct mclass) == 192, "mclass is ABI");
 _Static_assert(sizeof(struct mrun) == RUN_HDR, "mrun is ABI");
 _Static_assert(sizeof(struct ipcx_mem) % 64 == 0, "ipcx_mem is ABI");
 _Static_assert(__builtin_offsetof(struct ipcx_mem, lk) == 64, "ipcx_mem is ABI");
