@@ -19,6 +19,18 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Built with ThreadSanitizer (gcc defines the macro, clang has the feature test). */
+#if defined(__SANITIZE_THREAD__)
+#define IPCX_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IPCX_TEST_TSAN 1
+#endif
+#endif
+#ifndef IPCX_TEST_TSAN
+#define IPCX_TEST_TSAN 0
+#endif
+
 /* Exit status of a child: its exit code, or 128 + signal, or -1. */
 static inline int t_wait(pid_t pid)
 {
