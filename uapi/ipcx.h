@@ -8,6 +8,7 @@
 #include <ipcx/common.h>
 #include <ipcx/features.h>
 #include <ipcx/layout.h>
+#include <ipcx/mq.h>
 #include <ipcx/offptr.h>
 #include <ipcx/uring.h>
 
