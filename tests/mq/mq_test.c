@@ -173,10 +173,10 @@ TEST(corrupted_memory_is_eproto)
 	size_t sz = ipcx_mq_size(4, 16, 0);
 	struct ipcx_mq_header *h;
 	struct ipcx_mq *q;
-	void *mem;
+	void *const mem = t_shared(sz);
 
 	ASSERT_NE(0, sz);
-	ASSERT_EQ(0, posix_memalign(&mem, 64, sz));
+	ASSERT_NE(NULL, mem);
 	memset(mem, 0xa5, sz);
 	EXPECT_EQ(-EPROTO, ipcx_mq_attach_at(&q, mem, sz, NULL));
 	EXPECT_EQ(-ENOSPC, ipcx_mq_init_at(&q, mem, sz - 1, &o));
@@ -189,7 +189,7 @@ TEST(corrupted_memory_is_eproto)
 	h = mem;
 	h->slot_size = 8;
 	EXPECT_EQ(-EPROTO, ipcx_mq_attach_at(&q, mem, sz, NULL));
-	free(mem);
+	munmap(mem, sz);
 }
 
 /* A corrupted index entry must give -EPROTO, never a wild access. */
@@ -200,9 +200,9 @@ TEST(corrupted_index_is_eproto)
 	uint32_t *ring;
 	struct ipcx_mq *q;
 	char buf[16];
-	void *mem;
+	void *const mem = t_shared(sz);
 
-	ASSERT_EQ(0, posix_memalign(&mem, 64, sz));
+	ASSERT_NE(NULL, mem);
 	ASSERT_EQ(0, ipcx_mq_init_at(&q, mem, sz, &o));
 	ASSERT_EQ(0, ipcx_mq_send(q, "abc", 3, 0));
 	/* the level-0 ring follows the free ring */
@@ -216,7 +216,7 @@ TEST(corrupted_index_is_eproto)
 	ring[1] = 12345;
 	EXPECT_EQ(-EPROTO, ipcx_mq_trysend(q, "x", 1, 0));
 	ipcx_mq_close(q);
-	free(mem);
+	munmap(mem, sz);
 }
 
 /* ---- one queue, in each kind of memory and each mode ------------------------- */
