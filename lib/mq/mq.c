@@ -777,8 +777,16 @@ static int mq_find(struct ipcx_mq *q, uint32_t *lvl, uint32_t *idx)
 		if (head == L->tail_seen)
 			L->tail_seen = MQ_LD(&L->tail);
 		if (head == L->tail_seen) {
-			/* Looks empty: clear the bit, then look again (a sender
-			 * publishes the tail before it tests the bit). */
+			/*
+			 * Empty. The lowest set bit stays set: a sender then needs
+			 * no atomic to publish the next message of that level
+			 * (ping-pong, single priority). A bit above other set bits
+			 * would cost every later receive a look, so it is cleared,
+			 * then the level looked at again (a sender publishes its
+			 * tail before it tests the bit).
+			 */
+			if (!(bm & (bit - 1)))
+				return 0;
 			__atomic_fetch_and(&h->bitmap, ~bit, __ATOMIC_SEQ_CST);
 			L->tail_seen = MQ_LD(&L->tail);
 			if (head == L->tail_seen) {

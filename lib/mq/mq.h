@@ -45,9 +45,25 @@ _Static_assert(sizeof(struct ipcx_mq_slot) == 16, "ipcx_mq_slot is ABI");
 #define MQ_ST(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define MQ_W		IPCX_MQ_WAITERS
 
+/*
+ * May a receiver find a message? Bits of the bitmap are a superset of the
+ * levels that hold messages (a receiver clears a bit lazily), so look at
+ * the levels themselves: spinning here reads lines that only change when a
+ * sender publishes.
+ */
 static inline bool ipcx_mq_readable(const struct ipcx_mq *q)
 {
-	return MQ_LD(&q->h->bitmap) != 0;
+	uint64_t bm = MQ_LD(&q->h->bitmap);
+
+	bm &= q->levels == 64 ? ~0ull : (1ull << q->levels) - 1;
+	while (bm) {
+		uint32_t l = 63 - (uint32_t)__builtin_clzll(bm);
+
+		if (MQ_LD(&q->h->level[l].tail) != MQ_LD(&q->h->level[l].head))
+			return true;
+		bm &= ~(1ull << l);
+	}
+	return false;
 }
 
 static inline bool ipcx_mq_writable(const struct ipcx_mq *q)
