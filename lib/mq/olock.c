@@ -2,6 +2,7 @@
 /*
  * olock.c - slow paths of the queue's robust owner lock (see olock.h).
  */
+#include <poll.h>
 #include <pthread.h>
 
 #include "olock.h"
@@ -26,6 +27,37 @@ uint32_t ipcx_olock_tid(void)
 	pthread_once(&tid_once, tid_register);
 	tls_tid = (uint32_t)ipcx_gettid();
 	return tls_tid;
+}
+
+bool ipcx_tid_alive(uint32_t tid)
+{
+	struct timespec zero = { 0, 0 };
+	struct pollfd p;
+	long r;
+	int fd;
+
+	if (tid == 0 || tid >= 0x40000000u)
+		return false;
+	/*
+	 * kill(tid, 0) succeeds on a zombie, whose parent may never reap it:
+	 * a pidfd polls readable as soon as the process has exited. pidfds
+	 * exist for thread-group leaders only; other threads are reaped by
+	 * the kernel when they exit, so kill() is exact for them.
+	 */
+	fd = ipcx_pidfd_open((pid_t)tid, 0);
+	if (fd == -ESRCH)
+		return false;
+	if (fd >= 0) {
+		p.fd = fd;
+		p.events = POLLIN;
+		p.revents = 0;
+		r = ipcx_sys(SYS_ppoll, &p, 1, &zero, NULL, 8, 0);
+		ipcx_sys(SYS_close, fd, 0, 0, 0, 0, 0);
+		if (r >= 0)
+			return !(r == 1 && (p.revents & POLLIN));
+	}
+	r = ipcx_sys(SYS_kill, tid, 0, 0, 0, 0, 0);
+	return r != -ESRCH;
 }
 
 static uint64_t ts_ns(const struct timespec *ts)

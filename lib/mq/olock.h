@@ -37,16 +37,11 @@ static inline void ipcx_cpu_relax(void)
 /* The calling thread's id, cached per thread (reset in fork children). */
 uint32_t ipcx_olock_tid(void);
 
-/* Does thread @tid exist? (unknown = yes) */
-static inline bool ipcx_tid_alive(uint32_t tid)
-{
-	long r;
-
-	if (tid == 0 || tid >= 0x40000000u)
-		return false;
-	r = ipcx_sys(SYS_kill, tid, 0, 0, 0, 0, 0);
-	return r != -ESRCH;
-}
+/*
+ * Is thread @tid still there? A process that exited but was not reaped yet
+ * (a zombie) counts as gone. When unsure (permissions), yes.
+ */
+bool ipcx_tid_alive(uint32_t tid);
 
 int ipcx_olock_lock_slow(uint32_t *w, uint32_t me, const struct timespec *abs_mono);
 

@@ -8,6 +8,7 @@
  * (a longer soak: IPCX_MQ_TORTURE_KILLS=100000).
  */
 #include <stdio.h>
+#include <sys/prctl.h>
 
 #include "kselftest_harness.h"
 #include "ipcx_test.h"
@@ -222,6 +223,8 @@ static pid_t t_spawn(struct ipcx_mq *q, struct torture *t, int who)
 	pid_t pid = fork();
 
 	if (pid == 0) {
+		/* die with the test, even when it fails half-way */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (who < T_SEND)
 			t_sender(q, t, who);
 		else
@@ -312,6 +315,186 @@ TEST_F_TIMEOUT(crash, kill_torture, 120)
 		ASSERT_EQ(0, ipcx_mq_trysend(self->q, &i, sizeof(i), 0));
 	ASSERT_EQ(-EAGAIN, ipcx_mq_trysend(self->q, &i, sizeof(i), 0));
 	munmap(t, sizeof(*t));
+}
+
+/* ---- death at each store of commit and release (white box) ------------------------ */
+
+/*
+ * A child reserves (peeks) through the library, then performs the first
+ * @step stores of ipcx_mq_commit() (ipcx_mq_release()) by hand, as the
+ * library orders them, and exits holding the side. It is left a zombie
+ * while the parent works: a dead but unreaped owner must count as dead.
+ */
+struct wb {
+	struct ipcx_mq_header *h;
+	struct ipcx_mq *q;
+	uint32_t *free_ring;
+	uint32_t *rings;
+	uint32_t mask;
+};
+
+static void wb_open(struct wb *w, uint32_t flags)
+{
+	IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 4, .max_size = 16, .levels = 4, .flags = flags);
+	size_t sz = ipcx_mq_size(4, 16, 4);
+
+	w->h = t_shared(sz);
+	if (!w->h || ipcx_mq_init_at(&w->q, w->h, sz, &o))
+		abort();
+	w->mask = w->h->ring_size - 1;
+	w->free_ring = (uint32_t *)((char *)w->h + sizeof(struct ipcx_mq_header));
+	w->rings = w->free_ring + 16;	/* after the free ring, 64-byte aligned */
+}
+
+static void wb_close(struct wb *w)
+{
+	ipcx_mq_close(w->q);
+	munmap(w->h, ipcx_mq_size(4, 16, 4));
+}
+
+static void die_in_commit(struct wb *w, int step)
+{
+	struct ipcx_mq_side *s = &w->h->send;
+	struct ipcx_mq_level *L = &w->h->level[2];
+	uint32_t idx, t, pos, *hdr;
+	void *buf;
+
+	if (ipcx_mq_reserve(w->q, &buf, 0, NULL))
+		_exit(1);
+	memcpy(buf, "MSG!", 4);
+	idx = s->zc_idx;
+	hdr = (uint32_t *)buf - 4;
+	hdr[0] = 4;	/* len */
+	hdr[1] = 2;	/* prio */
+	t = L->tail;
+	pos = s->pos;
+	if (step >= 1) {
+		w->rings[2 * (w->mask + 1) + (t & w->mask)] = idx;
+		s->i_idx = idx;
+		s->i_lvl = 2;
+		s->i_lpos = t;
+		s->i_fpos = pos;
+		s->intent = 1;
+	}
+	if (step >= 2)
+		L->tail = t + 1;
+	if (step >= 3)
+		w->h->bitmap |= 1u << 2;
+	if (step >= 4)
+		s->pos = pos + 1;
+	_exit(0);
+}
+
+static void die_in_release(struct wb *w, int step)
+{
+	struct ipcx_mq_side *s = &w->h->recv;
+	struct ipcx_mq_level *L = &w->h->level[1];
+	uint32_t idx, head, pos;
+	const void *p;
+	size_t len;
+
+	if (ipcx_mq_peek(w->q, &p, &len, NULL, 0, NULL) || len != 1 || memcmp(p, "A", 1))
+		_exit(1);
+	idx = s->zc_idx;
+	head = L->head;
+	pos = s->pos;
+	if (step >= 1) {
+		s->i_idx = idx;
+		s->i_lvl = 1;
+		s->i_lpos = head;
+		s->i_fpos = pos;
+		s->intent = 1;
+	}
+	if (step >= 2)
+		L->head = head + 1;
+	if (step >= 3) {
+		w->free_ring[pos & w->mask] = idx;
+		s->pos = pos + 1;
+	}
+	_exit(0);
+}
+
+/* The queue holds its full capacity again, and then is full. */
+static int wb_capacity_whole(struct wb *w)
+{
+	char buf[16];
+	int i;
+
+	while (ipcx_mq_tryreceive(w->q, buf, sizeof(buf), NULL) >= 0)
+		;
+	for (i = 0; i < 4; i++)
+		if (ipcx_mq_trysend(w->q, "c", 1, 0))
+			return 0;
+	return ipcx_mq_trysend(w->q, "c", 1, 0) == -EAGAIN;
+}
+
+TEST(death_at_each_commit_store)
+{
+	uint32_t modes[2] = { 0, IPCX_MQ_SPSC };
+	int m, step;
+
+	for (m = 0; m < 2; m++) {
+		for (step = 0; step <= 4; step++) {
+			struct timespec dl = t_deadline_ms(5000);
+			unsigned int prio;
+			struct wb w;
+			char buf[16];
+			pid_t pid;
+
+			wb_open(&w, modes[m]);
+			pid = fork();
+			ASSERT_GE(pid, 0);
+			if (pid == 0)
+				die_in_commit(&w, step);
+			t_sleep_ms(20);		/* the child is a zombie now */
+			ASSERT_EQ(0, ipcx_mq_timedsend(w.q, "next", 4, 0, &dl));
+			if (step >= 2) {	/* published: delivered, once */
+				ASSERT_EQ(4, ipcx_mq_tryreceive(w.q, buf, sizeof(buf), &prio));
+				ASSERT_EQ(2, prio);
+				ASSERT_EQ(0, memcmp(buf, "MSG!", 4));
+			}
+			ASSERT_EQ(4, ipcx_mq_tryreceive(w.q, buf, sizeof(buf), &prio));
+			ASSERT_EQ(0, memcmp(buf, "next", 4)) TH_LOG("mode %d step %d", m, step);
+			ASSERT_EQ(-EAGAIN, ipcx_mq_tryreceive(w.q, buf, sizeof(buf), &prio));
+			ASSERT_TRUE(wb_capacity_whole(&w)) TH_LOG("mode %d step %d", m, step);
+			ASSERT_EQ(0, t_wait(pid));
+			wb_close(&w);
+		}
+	}
+}
+
+TEST(death_at_each_release_store)
+{
+	uint32_t modes[2] = { 0, IPCX_MQ_SPSC };
+	int m, step;
+
+	for (m = 0; m < 2; m++) {
+		for (step = 0; step <= 3; step++) {
+			struct timespec dl = t_deadline_ms(5000);
+			struct wb w;
+			char buf[16];
+			pid_t pid;
+
+			wb_open(&w, modes[m]);
+			ASSERT_EQ(0, ipcx_mq_send(w.q, "A", 1, 1));
+			ASSERT_EQ(0, ipcx_mq_send(w.q, "B", 1, 1));
+			pid = fork();
+			ASSERT_GE(pid, 0);
+			if (pid == 0)
+				die_in_release(&w, step);
+			t_sleep_ms(20);
+			ASSERT_EQ(1, ipcx_mq_timedreceive(w.q, buf, sizeof(buf), NULL, &dl));
+			if (step <= 2) {	/* slot not freed: the message stays queued */
+				ASSERT_EQ('A', buf[0]) TH_LOG("mode %d step %d", m, step);
+				ASSERT_EQ(1, ipcx_mq_tryreceive(w.q, buf, sizeof(buf), NULL));
+			}
+			ASSERT_EQ('B', buf[0]) TH_LOG("mode %d step %d", m, step);
+			ASSERT_EQ(-EAGAIN, ipcx_mq_tryreceive(w.q, buf, sizeof(buf), NULL));
+			ASSERT_TRUE(wb_capacity_whole(&w)) TH_LOG("mode %d step %d", m, step);
+			ASSERT_EQ(0, t_wait(pid));
+			wb_close(&w);
+		}
+	}
 }
 
 TEST_HARNESS_MAIN

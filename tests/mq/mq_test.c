@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include "kselftest_harness.h"
@@ -530,6 +531,8 @@ TEST(ten_by_ten_capacity_one)
 		ASSERT_GE(pids[NS + i], 0);
 		if (pids[NS + i] == 0) {
 			uint32_t id;
+
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			unsigned int prio;
 
 			for (;;) {
@@ -547,6 +550,7 @@ TEST(ten_by_ten_capacity_one)
 		pids[i] = fork();
 		ASSERT_GE(pids[i], 0);
 		if (pids[i] == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
 			for (k = 0; k < PER; k++) {
 				uint32_t id = (uint32_t)(i * PER + k);
 
