@@ -242,7 +242,7 @@ static uint64_t rnd(uint64_t *s)
 	return *s;
 }
 
-TEST_F_TIMEOUT(crash, kill_torture, 120)
+TEST_F_TIMEOUT(crash, kill_torture, 3600)
 {
 	struct torture *t = t_shared(sizeof(*t));
 	int nsend = variant->flags & IPCX_MQ_SPSC ? 1 : T_SEND;

@@ -26,6 +26,9 @@
 #define MQ_CAP		1024
 #define MQ_TPUT_MSGS	1000000ull
 #define MQ_RTT_ROUNDS	100000ull
+#ifndef MQB_FLAGS
+#define MQB_FLAGS	IPCX_MQ_SPSC	/* -DMQB_FLAGS=0 measures the MPMC mode */
+#endif
 
 static uint64_t mqb_now(void)
 {
@@ -84,7 +87,7 @@ static int mqb_throughput(const struct bench_env *env, struct bench_run *run,
 			  const char *impl, uint32_t size, bool prio)
 {
 	IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = MQ_CAP, .max_size = size,
-		  .flags = IPCX_MQ_SPSC, .wait = mqb_policy(impl));
+		  .flags = MQB_FLAGS, .wait = mqb_policy(impl));
 	uint64_t n = mqb_count(env, MQ_TPUT_MSGS), i, t0, seed = env->seed | 1;
 	struct mqb_shared *sh;
 	struct ipcx_mq *q;
@@ -140,7 +143,8 @@ static int mqb_throughput(const struct bench_env *env, struct bench_run *run,
 	}
 	if (!ret) {
 		run->ops_per_s = (double)n * 1e9 / (double)(sh->t_end - t0);
-		snprintf(run->note, sizeof(run->note), "spsc, capacity %u%s", MQ_CAP,
+		snprintf(run->note, sizeof(run->note), "%s, capacity %u%s",
+			 MQB_FLAGS ? "spsc" : "mpmc", MQ_CAP,
 			 prio ? ", priorities 0..31" : "");
 	}
 out_close:
@@ -154,7 +158,7 @@ out_unmap:
 static int mqb_rtt(const struct bench_env *env, struct bench_run *run, const char *impl)
 {
 	IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = MQ_CAP, .max_size = 64,
-		  .flags = IPCX_MQ_SPSC, .wait = mqb_policy(impl));
+		  .flags = MQB_FLAGS, .wait = mqb_policy(impl));
 	uint64_t n = mqb_count(env, MQ_RTT_ROUNDS), i;
 	struct ipcx_mq *a, *b;
 	char buf[64];
@@ -202,7 +206,8 @@ static int mqb_rtt(const struct bench_env *env, struct bench_run *run, const cha
 		if (!ret)
 			ret = -EIO;
 	if (!ret)
-		snprintf(run->note, sizeof(run->note), "spsc, two queues");
+		snprintf(run->note, sizeof(run->note), "%s, two queues",
+			 MQB_FLAGS ? "spsc" : "mpmc");
 out:
 	ipcx_mq_close(a);
 	ipcx_mq_close(b);
