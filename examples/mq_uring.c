@@ -156,6 +156,9 @@ int main(void)
 			} else if (tag == TAG_Q0 || tag == TAG_Q0 + 1) {
 				armed[tag - TAG_Q0] = 0;	/* woken, stale or timed out */
 				wakeups++;
+				/* guard expired: a producer may have died mid-send */
+				if (cqe->res == -ECANCELED)
+					ipcx_mq_recover(q[tag - TAG_Q0]);
 			}
 			io_uring_cqe_seen(&ring, cqe);
 		}

@@ -38,6 +38,8 @@
 #include "../shm/named.h"
 
 #define HDR_SIZE	sizeof(struct ipcx_mq_header)
+/* Longest sleep between two looks at a peer side that might have died. */
+#define MQ_IDLE_SLICE_NS	100000000ull
 
 struct mq_shape {
 	uint32_t ring_size;
@@ -503,6 +505,82 @@ static inline void mq_note_cpu(struct ipcx_mq_side *s)
 }
 
 /*
+ * SPSC side found marked. Our own mark: -EDEADLK. A dead thread's: take it
+ * over (CAS, since the other side may be reclaiming it too) and repair. A
+ * live thread's: the other side may be repairing ours for a moment, so
+ * wait up to a few ms; a side still held after that has a second live
+ * user, which SPSC forbids: -EBUSY.
+ */
+static int mq_enter_spsc_slow(struct ipcx_mq *q, bool send, struct ipcx_mq_side *s,
+			      uint32_t me)
+{
+	uint64_t until = 0;
+
+	for (;;) {
+		uint32_t v = __atomic_load_n(&s->lock, __ATOMIC_ACQUIRE);
+		uint32_t o = v & ~IPCX_OLOCK_WAITERS;
+
+		if (!v) {
+			if (__atomic_compare_exchange_n(&s->lock, &v, me, false,
+							__ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+				return 0;
+			continue;
+		}
+		if (o == me)
+			return -EDEADLK;
+		if (!ipcx_tid_alive(o)) {
+			if (!__atomic_compare_exchange_n(&s->lock, &v, me, false,
+							 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+				continue;
+			mq_repair(q, send);
+			return 0;
+		}
+		if (!until)
+			until = ipcx_now_ns(CLOCK_MONOTONIC) + IPCX_OLOCK_SLICE_NS;
+		else if (ipcx_now_ns(CLOCK_MONOTONIC) > until)
+			return -EBUSY;
+		sched_yield();
+	}
+}
+
+/*
+ * If the side (@send: the senders') is held by a thread that no longer
+ * exists, take it over, repair, and let go. Waiters call this for the
+ * other side when they have slept a while: a peer that died after
+ * changing the queue but before waking them can not strand them.
+ * Return: 1 repaired, 0 nothing to do.
+ */
+static int mq_reclaim(struct ipcx_mq *q, bool send, uint32_t me)
+{
+	struct ipcx_mq_side *s = send ? &q->h->send : &q->h->recv;
+	uint32_t v = __atomic_load_n(&s->lock, __ATOMIC_ACQUIRE);
+	uint32_t o = v & ~IPCX_OLOCK_WAITERS;
+
+	if (!o || o == me || ipcx_tid_alive(o))
+		return 0;
+	if (!__atomic_compare_exchange_n(&s->lock, &v,
+					 q->spsc ? me : (me | (v & IPCX_OLOCK_WAITERS)),
+					 false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		return 0;
+	mq_repair(q, send);
+	if (q->spsc)
+		__atomic_store_n(&s->lock, 0, __ATOMIC_RELEASE);
+	else
+		ipcx_olock_unlock(&s->lock, me);
+	return 1;
+}
+
+int ipcx_mq_recover(struct ipcx_mq *q)
+{
+	uint32_t me;
+
+	if (!q)
+		return -EINVAL;
+	me = ipcx_olock_tid();
+	return mq_reclaim(q, true, me) | mq_reclaim(q, false, me);
+}
+
+/*
  * Become the owner of a side. Return: 0, -EDEADLK (we already own it),
  * -EBUSY (SPSC: another live thread owns it), -ETIMEDOUT.
  */
@@ -514,17 +592,10 @@ static int mq_enter(struct ipcx_mq *q, bool send, const struct timespec *dl, uin
 	if (q->spsc) {
 		uint32_t o = __atomic_load_n(&s->lock, __ATOMIC_ACQUIRE);
 
-		if (unlikely(o)) {
-			o &= ~IPCX_OLOCK_WAITERS;
-			if (o == me)
-				return -EDEADLK;
-			if (ipcx_tid_alive(o))
-				return -EBUSY;
+		if (likely(!o))
 			__atomic_store_n(&s->lock, me, __ATOMIC_RELAXED);
-			mq_repair(q, send);
-		} else {
-			__atomic_store_n(&s->lock, me, __ATOMIC_RELAXED);
-		}
+		else if ((r = mq_enter_spsc_slow(q, send, s, me)))
+			return r;
 	} else {
 		r = ipcx_olock_lock(&s->lock, me, dl);
 		if (unlikely(r < 0))
@@ -581,7 +652,7 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 	struct ipcx_mq_header *h = q->h;
 	uint32_t *seq = send ? &h->wseq : &h->rseq;
 	const struct ipcx_mq_side *peer = send ? &h->recv : &h->send;
-	uint64_t spin = 0;
+	uint64_t spin = 0, dln = dl ? ts_to_ns(dl) : UINT64_MAX;
 	int r;
 
 	switch (q->wait) {
@@ -604,7 +675,6 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 	}
 	if (spin) {
 		uint64_t start = ipcx_now_ns(CLOCK_MONOTONIC), end;
-		uint64_t dln = dl ? ts_to_ns(dl) : UINT64_MAX;
 		unsigned int i = 0;
 
 		end = spin == UINT64_MAX || start + spin < start ? UINT64_MAX : start + spin;
@@ -613,8 +683,17 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 		for (;;) {
 			if (mq_ready(q, send))
 				return 0;
+			/*
+			 * Look every ~4 pauses, not every one: each look pulls
+			 * the lines the peer writes per message back into
+			 * shared state, and a peer that finds them still
+			 * exclusive publishes several messages per transfer.
+			 */
 			ipcx_cpu_relax();
-			if ((++i & 63) == 0) {
+			ipcx_cpu_relax();
+			ipcx_cpu_relax();
+			ipcx_cpu_relax();
+			if ((++i & 15) == 0) {
 				uint64_t now = ipcx_now_ns(CLOCK_MONOTONIC);
 
 				if (now >= dln)
@@ -624,16 +703,34 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 			}
 		}
 	}
+	/*
+	 * Sleep in slices: short ones while the other side is marked busy
+	 * (its owner may be dead before it could wake us), long ones
+	 * otherwise; after each slice, reclaim the other side if its owner
+	 * is gone.
+	 */
+	dln = dl ? ts_to_ns(dl) : UINT64_MAX;
 	for (;;) {
 		uint32_t v = ipcx_mq_seq_arm(seq);
+		uint64_t now, until;
+		struct timespec t;
 
 		if (mq_ready(q, send))
 			return 0;
-		r = ipcx_futex_wait(seq, v, dl, true);
+		now = ipcx_now_ns(CLOCK_MONOTONIC);
+		if (now >= dln)
+			return -ETIMEDOUT;
+		until = now + (__atomic_load_n(&peer->lock, __ATOMIC_RELAXED) ?
+			       IPCX_OLOCK_SLICE_NS : MQ_IDLE_SLICE_NS);
+		if (until > dln)
+			until = dln;
+		t.tv_sec = (time_t)(until / 1000000000ull);
+		t.tv_nsec = (long)(until % 1000000000ull);
+		r = ipcx_futex_wait(seq, v, &t, true);
 		if (mq_ready(q, send))
 			return 0;
 		if (r == -ETIMEDOUT)
-			return -ETIMEDOUT;
+			mq_reclaim(q, !send, ipcx_olock_tid());
 	}
 }
 
@@ -734,11 +831,16 @@ int ipcx_mq_commit(struct ipcx_mq *q, size_t len, unsigned int prio)
 	if (!(__atomic_load_n(&h->bitmap, __ATOMIC_RELAXED) & bit))
 		__atomic_fetch_or(&h->bitmap, bit, __ATOMIC_SEQ_CST);
 	MQ_ST(&s->pos, pos + 1);
+	/*
+	 * Wake sleepers while still holding the side: a sender that dies
+	 * before this leaves its mark on the side, and whoever reclaims it
+	 * wakes everybody (mq_repair), so no wake-up dies with it.
+	 */
+	if (unlikely(__atomic_load_n(&h->rseq, __ATOMIC_RELAXED) & MQ_W))
+		ipcx_mq_seq_wake(&h->rseq, false);
 	MQ_ST(&s->intent, 0);
 	MQ_ST(&s->zc, 0);
 	mq_leave(q, true, me);
-	if (unlikely(__atomic_load_n(&h->rseq, __ATOMIC_RELAXED) & MQ_W))
-		ipcx_mq_seq_wake(&h->rseq, false);
 	return 0;
 }
 
@@ -873,12 +975,13 @@ int ipcx_mq_release(struct ipcx_mq *q)
 	MQ_ST(&L->head, head + 1);
 	MQ_ST(&q->free_ring[pos & q->mask], idx);
 	MQ_ST(&s->pos, pos + 1);	/* consumed */
-	MQ_ST(&s->intent, 0);
-	MQ_ST(&s->zc, 0);
-	mq_leave(q, false, me);
+	/* as in commit: wake while the side still bears our mark */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (unlikely(__atomic_load_n(&h->wseq, __ATOMIC_RELAXED) & MQ_W))
 		ipcx_mq_seq_wake(&h->wseq, false);
+	MQ_ST(&s->intent, 0);
+	MQ_ST(&s->zc, 0);
+	mq_leave(q, false, me);
 	return 0;
 }
 

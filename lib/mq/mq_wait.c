@@ -71,6 +71,7 @@ int ipcx_mq_wait_any(struct ipcx_mq *const *qs, unsigned int nr,
 {
 	struct futex_waitv v[128];
 	unsigned int i;
+	uint64_t dln;
 	int r;
 
 	if (!qs || nr == 0 || nr > 128 || (abs_mono && !ipcx_timespec_valid(abs_mono)))
@@ -80,18 +81,35 @@ int ipcx_mq_wait_any(struct ipcx_mq *const *qs, unsigned int nr,
 			return -EINVAL;
 	if (!(ipcx_features() & IPCX_FEAT_FUTEX_WAITV))
 		return -EOPNOTSUPP;
+	dln = abs_mono ? (uint64_t)abs_mono->tv_sec * 1000000000ull + (uint64_t)abs_mono->tv_nsec
+		       : UINT64_MAX;
 	for (;;) {
+		struct timespec t;
+		uint64_t now, until;
+
 		for (i = 0; i < nr; i++) {
 			r = ipcx_mq_waitv_fill(qs[i], &v[i], 0);
 			if (r == 1)
 				return (int)i;
 		}
-		r = ipcx_futex_waitv(v, nr, abs_mono);
+		/* slices, so a sender that died before waking us is found */
+		now = ipcx_now_ns(CLOCK_MONOTONIC);
+		if (now >= dln)
+			return -ETIMEDOUT;
+		until = now + 100000000ull;
+		if (until > dln)
+			until = dln;
+		t.tv_sec = (time_t)(until / 1000000000ull);
+		t.tv_nsec = (long)(until % 1000000000ull);
+		r = ipcx_futex_waitv(v, nr, &t);
 		for (i = 0; i < nr; i++)
 			if (ipcx_mq_readable(qs[i]))
 				return (int)i;
-		if (r == -ETIMEDOUT)
-			return r;
+		if (r == -ETIMEDOUT) {
+			for (i = 0; i < nr; i++)
+				ipcx_mq_recover(qs[i]);
+			continue;
+		}
 		if (r < 0 && r != -EAGAIN && r != -EINTR)
 			return r;
 	}

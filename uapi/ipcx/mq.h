@@ -375,6 +375,18 @@ IPCX_API int ipcx_mq_wait_any(struct ipcx_mq *const *qs, unsigned int nr,
 			      const struct timespec *abs_mono);
 
 /**
+ * ipcx_mq_recover() - reclaim a side of @q whose owner died, if any
+ *
+ * Blocking calls do this themselves while they wait. An event loop calls it
+ * when a readiness wait's guard (linked timeout) expires: a peer that died
+ * between changing the queue and waking the loop is then found, its
+ * operation repaired, and every waiter woken.
+ *
+ * Return: 1 when something was repaired, 0 when nothing needed it, -EINVAL.
+ */
+IPCX_API int ipcx_mq_recover(struct ipcx_mq *q);
+
+/**
  * ipcx_mq_prep_link_timeout() - fill @sqe with an IORING_OP_LINK_TIMEOUT of @ts
  * (relative; the caller keeps @ts alive until submission and sets IOSQE_IO_LINK
  * on the preceding futex SQE)
