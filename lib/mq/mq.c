@@ -709,7 +709,6 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 	 * otherwise; after each slice, reclaim the other side if its owner
 	 * is gone.
 	 */
-	dln = dl ? ts_to_ns(dl) : UINT64_MAX;
 	for (;;) {
 		uint32_t v = ipcx_mq_seq_arm(seq);
 		uint64_t now, until;
