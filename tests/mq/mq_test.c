@@ -576,4 +576,68 @@ TEST(ten_by_ten_capacity_one)
 	munmap(seen, NS * PER * sizeof(uint32_t));
 }
 
+/* Threads of one process share a handle; each is its own owner. */
+#define TH_N 4
+#define TH_PER 20000
+
+struct th_arg {
+	struct ipcx_mq *q;
+	int idx;
+	uint32_t *seen;
+	int err;
+};
+
+static void *th_send(void *p)
+{
+	struct th_arg *a = p;
+	uint32_t k;
+
+	for (k = 0; k < TH_PER; k++) {
+		uint32_t id = (uint32_t)a->idx * TH_PER + k;
+
+		if (ipcx_mq_send(a->q, &id, sizeof(id), id % 3))
+			a->err = 1;
+	}
+	return NULL;
+}
+
+static void *th_recv(void *p)
+{
+	struct th_arg *a = p;
+	uint32_t k, id;
+
+	for (k = 0; k < TH_PER; k++) {
+		if (ipcx_mq_receive(a->q, &id, sizeof(id), NULL) != sizeof(id) ||
+		    id >= TH_N * TH_PER) {
+			a->err = 1;
+			continue;
+		}
+		__atomic_fetch_add(&a->seen[id], 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+TEST(threads_share_a_handle)
+{
+	IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 2, .max_size = 4);
+	static uint32_t seen[TH_N * TH_PER];
+	struct th_arg a[2 * TH_N];
+	pthread_t t[2 * TH_N];
+	struct ipcx_mq *q;
+	int i;
+
+	ASSERT_EQ(0, ipcx_mq_open_memfd(&q, &o));
+	for (i = 0; i < 2 * TH_N; i++) {
+		a[i] = (struct th_arg){ .q = q, .idx = i % TH_N, .seen = seen };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, i < TH_N ? th_send : th_recv, &a[i]));
+	}
+	for (i = 0; i < 2 * TH_N; i++) {
+		ASSERT_EQ(0, pthread_join(t[i], NULL));
+		ASSERT_EQ(0, a[i].err);
+	}
+	for (i = 0; i < TH_N * TH_PER; i++)
+		ASSERT_EQ(1, seen[i]);
+	ipcx_mq_close(q);
+}
+
 TEST_HARNESS_MAIN
