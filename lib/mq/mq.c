@@ -130,7 +130,7 @@ static void mq_build(void *mem, const struct ipcx_mq_opts *o, uint32_t levels,
 		free_ring[i] = i;
 	h->recv.pos = o->max_msgs;
 	h->send.pos_seen = o->max_msgs;
-	__atomic_thread_fence(__ATOMIC_RELEASE);
+	ipcx_mq_fence();
 }
 
 /* Validate a queue at @mem and fill a handle from it. */
@@ -825,7 +825,7 @@ int ipcx_mq_commit(struct ipcx_mq *q, size_t len, unsigned int prio)
 	 * clears a bit and then re-reads the tail, so one of us sees the other.
 	 * The bit is set before the intent ends, so a death here is repaired.
 	 */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	ipcx_mq_fence();
 	bit = 1ull << prio;
 	if (!(__atomic_load_n(&h->bitmap, __ATOMIC_RELAXED) & bit))
 		__atomic_fetch_or(&h->bitmap, bit, __ATOMIC_SEQ_CST);
@@ -975,7 +975,7 @@ int ipcx_mq_release(struct ipcx_mq *q)
 	MQ_ST(&q->free_ring[pos & q->mask], idx);
 	MQ_ST(&s->pos, pos + 1);	/* consumed */
 	/* as in commit: wake while the side still bears our mark */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	ipcx_mq_fence();
 	if (unlikely(__atomic_load_n(&h->wseq, __ATOMIC_RELAXED) & MQ_W))
 		ipcx_mq_seq_wake(&h->wseq, false);
 	MQ_ST(&s->intent, 0);
