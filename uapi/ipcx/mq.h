@@ -21,6 +21,7 @@
 #ifndef IPCX_MQ_H
 #define IPCX_MQ_H
 
+#include <stddef.h>
 #include <sys/types.h>
 #include <time.h>
 #include <linux/futex.h>
@@ -100,15 +101,20 @@ struct ipcx_mq_header {
 	 */
 };
 
-_Static_assert(sizeof(struct ipcx_mq_side) == 64, "ipcx_mq_side is ABI");
-_Static_assert(sizeof(struct ipcx_mq_level) == 128, "ipcx_mq_level is ABI");
-_Static_assert(__builtin_offsetof(struct ipcx_mq_header, send) == 128, "mq ABI");
-_Static_assert(__builtin_offsetof(struct ipcx_mq_header, recv) == 192, "mq ABI");
-_Static_assert(__builtin_offsetof(struct ipcx_mq_header, rseq) == 256, "mq ABI");
-_Static_assert(__builtin_offsetof(struct ipcx_mq_header, wseq) == 320, "mq ABI");
-_Static_assert(__builtin_offsetof(struct ipcx_mq_header, bitmap) == 384, "mq ABI");
-_Static_assert(__builtin_offsetof(struct ipcx_mq_header, level) == 512, "mq ABI");
-_Static_assert(sizeof(struct ipcx_mq_header) == 512 + 64 * 128, "mq ABI");
+#ifdef __cplusplus
+#define IPCX_MQ_ASSERT(c, m) static_assert(c, m)
+#else
+#define IPCX_MQ_ASSERT(c, m) _Static_assert(c, m)
+#endif
+IPCX_MQ_ASSERT(sizeof(struct ipcx_mq_side) == 64, "ipcx_mq_side is ABI");
+IPCX_MQ_ASSERT(sizeof(struct ipcx_mq_level) == 128, "ipcx_mq_level is ABI");
+IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, send) == 128, "mq ABI");
+IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, recv) == 192, "mq ABI");
+IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, rseq) == 256, "mq ABI");
+IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, wseq) == 320, "mq ABI");
+IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, bitmap) == 384, "mq ABI");
+IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, level) == 512, "mq ABI");
+IPCX_MQ_ASSERT(sizeof(struct ipcx_mq_header) == 512 + 64 * 128, "mq ABI");
 
 /* ---- options -------------------------------------------------------------- */
 
