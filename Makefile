@@ -128,12 +128,13 @@ $(O)/$(1)/$$(tool-name): TOOL_LD := $$(if $$(wildcard $$(patsubst %.o,$(1)/%.cc,
 endef
 $(foreach d,$(TOOL_DIRS),$(eval $(call include_tool,$(d))))
 
-EXAMPLES := $(O)/examples/demo
+EXAMPLES := $(O)/examples/demo $(O)/examples/mq_uring
+$(O)/examples/mq_uring: LDLIBS += -luring
 
 KSFT_HDR := $(O)/include/kselftest_harness.h
 
 # ---- rules ---------------------------------------------------------------
-.PHONY: all lib tests tools examples check bench demo deps install uninstall clean help
+.PHONY: all lib tests tools examples check bench demo deps install uninstall clean help soak
 
 all: lib tools examples tests
 
@@ -232,6 +233,11 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BENCH)
 	@$(BENCH) $(BENCH_ARGS)
 
+# A long kill-torture of the queues (make check runs a bounded one).
+soak: deps
+	@$(MAKE) --no-print-directory all
+	IPCX_MQ_TORTURE_KILLS=100000 IPCX_TEST_TIMEOUT=7200 scripts/run-tests.sh $(O)/tests/mq/mq_crash_test
+
 demo: deps
 	@$(MAKE) --no-print-directory $(EXAMPLES)
 	@$(O)/examples/demo
@@ -264,7 +270,8 @@ help:
 	@echo '  check      build and run every kselftest program; ends with a check: line'
 	@echo '  bench      build and run the benchmarks: ipcx beside Boost, POSIX and the floors'
 	@echo '             BENCH_ARGS="--quick --only NAME,.. --json FILE --plot DIR --list"'
-	@echo '  demo       run the two-process demo'
+	@echo '  demo       run the queue showcase: ipcx beside POSIX mq across processes'
+	@echo '  soak       long kill-torture of the message queues (about an hour)'
 	@echo '  deps       install the Debian packages the build needs (root), or print the command'
 	@echo '  install    install to $$(DESTDIR)$$(PREFIX) (PREFIX LIBDIR INCLUDEDIR BINDIR)'
 	@echo '  uninstall  remove what install put there'

@@ -1,52 +1,27 @@
 // SPDX-License-Identifier: MIT
 /*
- * demo - two processes exchange data through one memfd segment that each
- * maps at a different address: the parent publishes a linked list of orders
- * built with offset pointers, the child walks and totals it, then the two
- * ping-pong on a futex word and report round-trip percentiles.
+ * demo - an ipcx message queue between two processes, beside a POSIX
+ * message queue doing the same work: throughput of 64-byte messages from a
+ * producer process to a consumer process, then round-trip latency
+ * percentiles of a ping-pong through two queues, then priorities.
+ * Runs for a few seconds.
  */
-#include <fcntl.h>
 #include <errno.h>
-#include <linux/futex.h>
-#include <stdatomic.h>
+#include <fcntl.h>
+#include <mqueue.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <ipcx.h>
 
-#define SEG_SIZE (1u << 20)
-#define ORDERS 1000
-#define ROUNDS 20000
-
-struct order {
-	struct ipcx_offptr next;
-	uint64_t id;
-	int64_t qty;
-	int64_t price;
-};
-
-struct seg {
-	_Atomic uint32_t turn;		/* ping-pong: 0 parent, 1 child, 2 done */
-	uint32_t pad[15];
-	struct ipcx_offptr orders;	/* list head */
-	struct order pool[ORDERS];
-};
-
-static void futex_wait(_Atomic uint32_t *w, uint32_t val)
-{
-	syscall(SYS_futex, w, FUTEX_WAIT, val, NULL, NULL, 0);
-}
-
-static void futex_wake(_Atomic uint32_t *w)
-{
-	syscall(SYS_futex, w, FUTEX_WAKE, 1, NULL, NULL, 0);
-}
+#define MSG		64
+#define TPUT_MSGS	400000
+#define ROUNDS		20000
 
 static uint64_t now_ns(void)
 {
@@ -63,91 +38,178 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int child(int fd, struct seg *inherited)
-{
-	/* A fresh mapping made while the inherited one still stands: another address. */
-	struct seg *s = mmap(NULL, SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	struct order *o;
-	int64_t notional = 0;
-	int n = 0, i;
+/* The two transports behind one tiny interface. */
+struct chan {
+	struct ipcx_mq *q;
+	mqd_t mq;
+	char name[32];
+};
 
-	if (s == MAP_FAILED)
-		return 1;
-	munmap(inherited, SEG_SIZE);
-	for (o = IPCX_OFFPTR_GET(&s->orders, struct order); o;
-	     o = IPCX_OFFPTR_GET(&o->next, struct order)) {
-		notional += o->qty * o->price;
-		n++;
+static int chan_open(struct chan *c, int posix, long cap, int idx)
+{
+	if (!posix) {
+		IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = (uint32_t)cap, .max_size = MSG,
+			  .flags = IPCX_MQ_SPSC);
+		int r = ipcx_mq_open_memfd(&c->q, &o);
+
+		if (r)
+			fprintf(stderr, "demo: ipcx_mq_open_memfd: %s\n", strerror(-r));
+		return r;
 	}
-	printf("child : mapped at %p, walked %d orders, notional %lld\n", (void *)s, n,
-	       (long long)notional);
-	fflush(stdout);
+	struct mq_attr a = { .mq_maxmsg = cap, .mq_msgsize = MSG };
+
+	c->q = NULL;
+	snprintf(c->name, sizeof(c->name), "/ipcx-demo-%d-%d", (int)getpid(), idx);
+	mq_unlink(c->name);
+	/* The kernel caps POSIX queues (msg_max, RLIMIT_MSGQUEUE): halve until it fits. */
+	for (; cap >= 1; cap /= 2) {
+		a.mq_maxmsg = cap;
+		c->mq = mq_open(c->name, O_CREAT | O_EXCL | O_RDWR, 0600, &a);
+		if (c->mq != (mqd_t)-1)
+			return (int)cap;
+	}
+	perror("demo: mq_open");
+	return -1;
+}
+
+static void chan_close(struct chan *c)
+{
+	if (c->q) {
+		ipcx_mq_close(c->q);
+	} else {
+		mq_close(c->mq);
+		mq_unlink(c->name);
+	}
+}
+
+static int chan_send(struct chan *c, const void *b, size_t n)
+{
+	return c->q ? ipcx_mq_send(c->q, b, n, 0) : mq_send(c->mq, b, n, 0);
+}
+
+static long chan_recv(struct chan *c, void *b)
+{
+	return c->q ? (long)ipcx_mq_receive(c->q, b, MSG, NULL)
+		    : (long)mq_receive(c->mq, b, MSG, NULL);
+}
+
+static double throughput(int posix, long *cap_out)
+{
+	volatile uint64_t *t_end = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+					MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	char buf[MSG] = { 0 };
+	struct chan c;
+	uint64_t t0;
+	pid_t pid;
+	int i, cap;
+
+	cap = chan_open(&c, posix, 1024, 0);
+	if (cap < 0 || t_end == MAP_FAILED)
+		return 0;
+	*cap_out = posix ? cap : 1024;
+	pid = fork();
+	if (pid == 0) {
+		for (i = 0; i < TPUT_MSGS; i++)
+			if (chan_recv(&c, buf) != MSG)
+				_exit(1);
+		*t_end = now_ns();
+		_exit(0);
+	}
+	t0 = now_ns();
+	for (i = 0; i < TPUT_MSGS; i++)
+		if (chan_send(&c, buf, MSG))
+			break;
+	waitpid(pid, NULL, 0);
+	chan_close(&c);
+	return *t_end > t0 ? TPUT_MSGS * 1e9 / (double)(*t_end - t0) : 0;
+}
+
+static int pingpong(int posix, uint64_t *rtt)
+{
+	char buf[MSG] = { 0 };
+	struct chan a, b;
+	pid_t pid;
+	int i, st;
+
+	if (chan_open(&a, posix, 8, 1) < 0 || chan_open(&b, posix, 8, 2) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		for (i = 0; i < ROUNDS; i++)
+			if (chan_recv(&a, buf) != MSG || chan_send(&b, buf, MSG))
+				_exit(1);
+		_exit(0);
+	}
 	for (i = 0; i < ROUNDS; i++) {
-		while (atomic_load(&s->turn) != 1)
-			futex_wait(&s->turn, 0);
-		atomic_store(&s->turn, 0);
-		futex_wake(&s->turn);
+		uint64_t t0 = now_ns();
+
+		if (chan_send(&a, buf, MSG) || chan_recv(&b, buf) != MSG)
+			break;
+		rtt[i] = now_ns() - t0;
 	}
+	waitpid(pid, &st, 0);
+	chan_close(&a);
+	chan_close(&b);
+	if (i < ROUNDS)
+		return -1;
+	qsort(rtt, ROUNDS, sizeof(rtt[0]), cmp_u64);
 	return 0;
+}
+
+static void priorities(void)
+{
+	IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 8, .max_size = 32);
+	static const struct { unsigned int prio; const char *text; } in[] = {
+		{ 1, "limit order A" }, { 5, "cancel B" }, { 1, "limit order C" },
+		{ 9, "kill switch" }, { 5, "cancel D" },
+	};
+	struct ipcx_mq *q;
+	unsigned int prio;
+	char buf[32];
+	ssize_t n;
+	size_t i;
+
+	if (ipcx_mq_open_memfd(&q, &o))
+		return;
+	for (i = 0; i < sizeof(in) / sizeof(in[0]); i++)
+		ipcx_mq_send(q, in[i].text, strlen(in[i].text), in[i].prio);
+	printf("\npriorities: sent A(1) B(5) C(1) kill(9) D(5), received:");
+	while ((n = ipcx_mq_tryreceive(q, buf, sizeof(buf), &prio)) >= 0)
+		printf(" \"%.*s\"(%u)", (int)n, buf, prio);
+	printf("\n");
+	ipcx_mq_close(q);
 }
 
 int main(void)
 {
 	static uint64_t rtt[ROUNDS];
-	int64_t expect = 0;
-	struct seg *s;
-	pid_t pid;
-	int fd, i, st;
+	const char *name[2] = { "ipcx mq", "POSIX mq" };
+	double tput[2];
+	long cap[2] = { 0, 0 };
+	int k;
 
-	printf("ipcx %s demo: two processes, one memfd segment\n", ipcx_version());
-	fd = memfd_create("ipcx-demo", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0 || ftruncate(fd, SEG_SIZE) || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK)) {
-		perror("demo: memfd");
-		return 1;
-	}
-	s = mmap(NULL, SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (s == MAP_FAILED) {
-		perror("demo: mmap");
-		return 1;
-	}
-	for (i = ORDERS - 1; i >= 0; i--) {
-		struct order *o = &s->pool[(i * 37) % ORDERS];
+	printf("ipcx %s demo: producer and consumer processes, %d-byte messages\n\n",
+	       ipcx_version(), MSG);
+	for (k = 0; k < 2; k++)
+		tput[k] = throughput(k, &cap[k]);
+	printf("throughput, %d messages, 1 producer -> 1 consumer\n", TPUT_MSGS);
+	for (k = 0; k < 2; k++)
+		printf("  %-9s %6.2f M msg/s   (capacity %ld%s)\n", name[k], tput[k] / 1e6, cap[k],
+		       k && cap[k] < 1024 ? ": the kernel's fs.mqueue limits" : "");
+	if (tput[1] > 0)
+		printf("  ipcx / POSIX: %.1fx\n", tput[0] / tput[1]);
 
-		o->id = (uint64_t)i;
-		o->qty = 100 + i;
-		o->price = 10000 - i;
-		expect += o->qty * o->price;
-		ipcx_offptr_copy(&o->next, &s->orders);
-		ipcx_offptr_set(&s->orders, o);
+	printf("\nround trip through two queues, %d ping-pongs (us)\n", ROUNDS);
+	printf("  %-9s %8s %8s %8s %8s\n", "", "p50", "p99", "p99.9", "max");
+	for (k = 0; k < 2; k++) {
+		if (pingpong(k, rtt)) {
+			printf("  %-9s failed\n", name[k]);
+			continue;
+		}
+		printf("  %-9s %8.2f %8.2f %8.2f %8.1f\n", name[k], rtt[ROUNDS / 2] / 1e3,
+		       rtt[ROUNDS * 99 / 100] / 1e3, rtt[ROUNDS * 999 / 1000] / 1e3,
+		       rtt[ROUNDS - 1] / 1e3);
 	}
-	printf("parent: mapped at %p, published %d orders, notional %lld\n", (void *)s,
-	       ORDERS, (long long)expect);
-	fflush(stdout);
-
-	pid = fork();
-	if (pid < 0) {
-		perror("demo: fork");
-		return 1;
-	}
-	if (pid == 0) {
-		_exit(child(fd, s));
-	}
-	for (i = 0; i < ROUNDS; i++) {
-		uint64_t t0 = now_ns();
-
-		atomic_store(&s->turn, 1);
-		futex_wake(&s->turn);
-		while (atomic_load(&s->turn) != 0)
-			futex_wait(&s->turn, 1);
-		rtt[i] = now_ns() - t0;
-	}
-	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st)) {
-		fprintf(stderr, "demo: child failed\n");
-		return 1;
-	}
-	qsort(rtt, ROUNDS, sizeof(rtt[0]), cmp_u64);
-	printf("futex ping-pong, %d round trips: p50 %.1f us, p99 %.1f us, max %.1f us\n",
-	       ROUNDS, rtt[ROUNDS / 2] / 1e3, rtt[ROUNDS * 99 / 100] / 1e3,
-	       rtt[ROUNDS - 1] / 1e3);
+	priorities();
 	return 0;
 }

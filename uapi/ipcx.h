@@ -10,6 +10,7 @@
 #include <ipcx/layout.h>
 #include <ipcx/managed.h>
 #include <ipcx/mem.h>
+#include <ipcx/mq.h>
 #include <ipcx/offptr.h>
 #include <ipcx/shm.h>
 #include <ipcx/sync.h>

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mq.h - private: the process-local queue handle and the helpers shared by
+ * mq.c (queue operations) and mq_wait.c (readiness, io_uring).
+ */
+#ifndef IPCX_MQ_PRIV_H
+#define IPCX_MQ_PRIV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ipcx/mq.h>
+#include "../sys/sys.h"
+
+struct ipcx_mq {
+	struct ipcx_mq_header *h;
+	uint32_t *free_ring;	/* ring_size entries */
+	uint32_t *rings;	/* levels * ring_size entries */
+	uint8_t *slots;		/* max_msgs * slot_size bytes */
+	/* configuration copied and validated at open: never re-read from shm */
+	uint32_t max_msgs;
+	uint32_t max_size;
+	uint32_t slot_size;
+	uint32_t levels;
+	uint32_t mask;		/* ring_size - 1 */
+	bool spsc;
+	unsigned int wait;	/* enum ipcx_mq_wait */
+	uint64_t spin_ns;
+	/* mapping owned by the handle (NULL for init_at/attach_at memory) */
+	void *map;
+	size_t map_len;
+	int fd;
+	bool own_fd;
+};
+
+/* Slot header in front of every message's bytes. */
+struct ipcx_mq_slot {
+	uint32_t len;
+	uint32_t prio;
+	uint32_t reserved[2];
+};
+_Static_assert(sizeof(struct ipcx_mq_slot) == 16, "ipcx_mq_slot is ABI");
+
+#define MQ_LD(p)	__atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define MQ_ST(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define MQ_W		IPCX_MQ_WAITERS
+
+/*
+ * A full fence (store -> load ordering). GCC's ThreadSanitizer rejects
+ * atomic_thread_fence; there a seq_cst read-modify-write stands in for it.
+ */
+static inline void ipcx_mq_fence(void)
+{
+#ifdef __SANITIZE_THREAD__
+	static uint32_t dummy;
+
+	__atomic_fetch_add(&dummy, 0, __ATOMIC_SEQ_CST);
+#else
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
+/*
+ * May a receiver find a message? Bits of the bitmap are a superset of the
+ * levels that hold messages (a receiver clears a bit lazily), so look at
+ * the levels themselves: spinning here reads lines that only change when a
+ * sender publishes.
+ */
+static inline bool ipcx_mq_readable(const struct ipcx_mq *q)
+{
+	uint64_t bm = MQ_LD(&q->h->bitmap);
+
+	bm &= q->levels == 64 ? ~0ull : (1ull << q->levels) - 1;
+	while (bm) {
+		uint32_t l = 63 - (uint32_t)__builtin_clzll(bm);
+
+		if (MQ_LD(&q->h->level[l].tail) != MQ_LD(&q->h->level[l].head))
+			return true;
+		bm &= ~(1ull << l);
+	}
+	return false;
+}
+
+static inline bool ipcx_mq_writable(const struct ipcx_mq *q)
+{
+	return MQ_LD(&q->h->send.pos) != MQ_LD(&q->h->recv.pos);
+}
+
+/* Publish "a waiter sleeps on @seq" and return the value to wait for. */
+static inline uint32_t ipcx_mq_seq_arm(uint32_t *seq)
+{
+	uint32_t v = MQ_LD(seq);
+
+	while (!(v & MQ_W)) {
+		if (__atomic_compare_exchange_n(seq, &v, v | MQ_W, false,
+						__ATOMIC_SEQ_CST, __ATOMIC_ACQUIRE))
+			return v | MQ_W;
+	}
+	ipcx_mq_fence();
+	return v;
+}
+
+/*
+ * Change @seq and wake everybody sleeping on it, if anybody said it
+ * sleeps (@force: even if not). Clearing the flag and waking all is what
+ * keeps a dead or slow waiter from ever stranding the others.
+ */
+static inline void ipcx_mq_seq_wake(uint32_t *seq, bool force)
+{
+	uint32_t v = MQ_LD(seq);
+
+	while (force || (v & MQ_W)) {
+		uint32_t n = ((v & ~MQ_W) + 1) & ~MQ_W;
+
+		if (__atomic_compare_exchange_n(seq, &v, n, false, __ATOMIC_SEQ_CST,
+						__ATOMIC_ACQUIRE)) {
+			ipcx_futex_wake(seq, 0x7fffffff, true);
+			return;
+		}
+	}
+}
+
+#endif /* IPCX_MQ_PRIV_H */
