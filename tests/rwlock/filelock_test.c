@@ -2,7 +2,8 @@
 /*
  * filelock_test - whole-file OFD locks: exclusive and shared between
  * processes, try, timed accuracy, release when the holder is SIGKILLed,
- * two handles in one process are two owners, open modes and bad input.
+ * two handles in one process are two owners, open modes and bad input,
+ * far-future deadlines.
  */
 #include <fcntl.h>
 #include <pthread.h>

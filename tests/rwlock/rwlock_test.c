@@ -4,7 +4,9 @@
  * exact totals under contention with concurrent readers, every ownership
  * transfer, try/timed semantics on real clocks, writer starvation, and
  * owner death (SIGKILL of exclusive, upgradable and sharable owners,
- * thread exit) with -EOWNERDEAD, repair and the not-recoverable path.
+ * thread exit) with -EOWNERDEAD, repair and the not-recoverable path, a
+ * reaper killed halfway through releasing a dead reader's slot, and
+ * deadlines too far to count in 64-bit nanoseconds.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -1049,6 +1051,46 @@ TEST(reaper_killed_mid_reap)
 		}
 		EXPECT_EQ(0, ipcx_rwlock_destroy(&s->l));
 	}
+}
+
+/*
+ * Every slot left marked by dead reapers (half with a share still counted):
+ * a new reader still gets a slot, and a writer gets in after the reap.
+ */
+TEST(all_slots_marked_by_dead_reapers)
+{
+	struct shm *s = new_shm(CHECK_MS);
+	uint64_t dead = ((uint64_t)dead_pid() << 40) | 12345;
+	struct timespec dl;
+	pid_t pid;
+	int i;
+
+	ASSERT_NE(NULL, s);
+	for (i = 0; i < IPCX_RWLOCK_SLOTS; i++) {
+		s->l.slot[i].ident = RW_REAP_MARK(dead);
+		if (i & 1) {
+			s->l.slot[i].count = 1;
+			s->l.slot_mask |= 1u << i;
+		}
+	}
+	pid = fork();
+	if (pid == 0) {
+		uint64_t me = ipcx_self_ident();
+		int n = 0;
+
+		if (ipcx_rwlock_lock_shared(&s->l))
+			_exit(1);
+		for (i = 0; i < IPCX_RWLOCK_SLOTS; i++)
+			n += s->l.slot[i].ident == me && s->l.slot[i].count == 1;
+		if (n != 1 || s->l.anon_readers)
+			_exit(2);
+		_exit(ipcx_rwlock_unlock_shared(&s->l) ? 3 : 0);
+	}
+	ASSERT_EQ(0, t_wait(pid));
+	dl = t_deadline_ms(3000);
+	ASSERT_EQ(0, ipcx_rwlock_timedlock(&s->l, &dl));
+	ASSERT_EQ(0, ipcx_rwlock_unlock(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_destroy(&s->l));
 }
 
 /* A reaper that is alive is never overtaken; once it dies, it is. */
