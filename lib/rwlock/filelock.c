@@ -26,6 +26,7 @@
 
 #include <ipcx/filelock.h>
 
+#include "rwlock_priv.h"
 #include "../sys/sys.h"
 
 #define BACKOFF_MIN_NS	50000ull
@@ -82,7 +83,9 @@ static int lock_timed(struct ipcx_filelock *h, short type, const struct timespec
 		return lock_wait(h, type);
 	if (!ipcx_timespec_valid(abs))
 		return -EINVAL;
-	end = (uint64_t)abs->tv_sec * 1000000000ull + (uint64_t)abs->tv_nsec;
+	end = ipcx_rw_deadline_ns(abs);
+	if (end == UINT64_MAX)
+		return lock_wait(h, type);	/* beyond 64-bit nanoseconds: never */
 	for (;;) {
 		ret = ofd(h->fd, F_OFD_SETLK, type, NULL);
 		if (ret != -EAGAIN)

@@ -37,7 +37,6 @@
 #include "rwlock_priv.h"
 #include "../sys/sys.h"
 
-#define IDENT_REAPING	1ull		/* slot being cleared; never a real ident */
 #define CHECK_MS_DEFAULT 50u
 #define CHECK_MS_MAX	60000u
 #define NSLOTS		IPCX_RWLOCK_SLOTS
@@ -101,9 +100,9 @@ static int step(struct wctx *w, struct timespec *ts)
 		if (!ms || ms > CHECK_MS_MAX)	/* the lock is untrusted memory */
 			ms = CHECK_MS_DEFAULT;
 		w->period_ns = (uint64_t)ms * 1000000ull;
+		/* A deadline too far to count in nanoseconds saturates to never. */
 		if (w->has_abs)
-			w->abs_ns = (uint64_t)w->abs->tv_sec * 1000000000ull +
-				    (uint64_t)w->abs->tv_nsec;
+			w->abs_ns = ipcx_rw_deadline_ns(w->abs);
 	}
 	if (w->has_abs && now >= w->abs_ns)
 		return -ETIMEDOUT;
@@ -187,7 +186,7 @@ static struct ipcx_rwlock_slot *find_slot(struct ipcx_rwlock *l, uint64_t id)
 /*
  * Shares held now. Only claimed slots are read: a reader sets its slot's
  * mask bit before its first increment, and the reaper clears the bit
- * while the slot cannot be claimed (ident = IDENT_REAPING).
+ * while the slot cannot be claimed (ident = a reaper's mark).
  */
 static inline uint64_t readers(const struct ipcx_rwlock *l)
 {
@@ -213,34 +212,51 @@ static void kick_drainer(struct ipcx_rwlock *l)
  * Release the slots of processes that are gone (only slots with shares
  * when @busy_only), zeroing their shares. Each check reads /proc: slow
  * paths only.
+ *
+ * A release is four steps, and a reaper may die after any of them:
+ *   1. CAS ident -> RW_REAP_MARK(reaper): the slot can no longer be
+ *      claimed, and no live process adds to it (its owner is gone);
+ *   2. count = 0;  3. clear the slot's mask bit;  4. ident = 0 (free).
+ * Steps 2-4 are idempotent, so a slot left marked by a dead reaper (found
+ * dead like an owner: pid and start time) is taken over with another CAS
+ * and the steps are redone. A slot marked by a live reaper is its own.
  */
 static void reap_dead_readers(struct ipcx_rwlock *l, bool busy_only)
 {
-	uint64_t me = ipcx_self_ident();
+	uint64_t me = ipcx_self_ident(), mark = RW_REAP_MARK(me);
 	bool freed = false;
 	unsigned int i;
 
 	for (i = 0; i < NSLOTS; i++) {
 		struct ipcx_rwlock_slot *sl = &l->slot[i];
 		uint64_t id = __atomic_load_n(&sl->ident, __ATOMIC_ACQUIRE);
+		uint32_t bit = 1u << i;
 
-		if (id == me || id == IDENT_REAPING)
-			continue;
-		if (busy_only && !ld(&sl->count))
-			continue;
-		/*
-		 * ident 0 with shares is never written by us (corruption); else
-		 * the process must be gone. Either way the slot is locked with
-		 * IDENT_REAPING first, so a new claimer cannot be cleared.
-		 */
-		if (id != 0 && !ipcx_ident_dead(id))
-			continue;
-		if (!__atomic_compare_exchange_n(&sl->ident, &id, IDENT_REAPING, false,
+		if (id == me || id == mark)
+			continue;		/* ours, or a sibling thread's reap */
+		if (RW_IS_REAP_MARK(id)) {
+			/* Whatever busy_only says: a stuck mark leaks the slot. */
+			if (!ipcx_ident_dead(RW_REAPER(id)))
+				continue;
+		} else if (id == 0) {
+			/*
+			 * Free. Shares or a mask bit on a free slot are never
+			 * written by a live process (corruption): clear them.
+			 */
+			if (!ld(&sl->count) && !(ld(&l->slot_mask) & bit))
+				continue;
+		} else {
+			if (busy_only && !ld(&sl->count))
+				continue;
+			if (!ipcx_ident_dead(id))
+				continue;
+		}
+		if (!__atomic_compare_exchange_n(&sl->ident, &id, mark, false,
 						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 			continue;
 		if (__atomic_exchange_n(&sl->count, 0, __ATOMIC_SEQ_CST))
 			freed = true;
-		__atomic_and_fetch(&l->slot_mask, ~(1u << i), __ATOMIC_SEQ_CST);
+		__atomic_and_fetch(&l->slot_mask, ~bit, __ATOMIC_SEQ_CST);
 		__atomic_store_n(&sl->ident, 0, __ATOMIC_RELEASE);
 	}
 	if (freed)

@@ -2,7 +2,8 @@
 /*
  * filelock_test - whole-file OFD locks: exclusive and shared between
  * processes, try, timed accuracy, release when the holder is SIGKILLed,
- * two handles in one process are two owners, open modes and bad input.
+ * two handles in one process are two owners, open modes and bad input,
+ * far-future deadlines.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -227,6 +228,61 @@ TEST_F(file, timed_accuracy)
 	atomic_store(stage, 3);
 	ASSERT_EQ(0, t_wait(pid));
 	ASSERT_EQ(0, ipcx_filelock_close(h));
+}
+
+/* A child that opens its own handle and makes a timed call with deadline @dl. */
+static pid_t far_file_waiter(const char *path, bool shared, const struct timespec *dl)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct ipcx_filelock *h;
+		int ret;
+
+		if (ipcx_filelock_open(&h, path, IPCX_OPEN_ONLY, NULL))
+			_exit(100);
+		ret = shared ? ipcx_filelock_timedlock_shared(h, dl) : ipcx_filelock_timedlock(h, dl);
+		if (!ret)
+			ret = ipcx_filelock_unlock(h);
+		ipcx_filelock_close(h);
+		_exit(ret < 0 ? -ret : ret);
+	}
+	return pid;
+}
+
+/* A deadline centuries away (its nanoseconds overflow 64 bits) waits like none. */
+TEST_F(file, far_future_deadlines)
+{
+	static const struct timespec far[] = {
+		{ (time_t)1 << 34, 0 },
+		{ (time_t)1 << 62, 0 },
+		{ (time_t)INT64_MAX, 999999999L },
+	};
+	enum { NF = sizeof(far) / sizeof(far[0]) };
+	struct ipcx_filelock *a;
+	pid_t pids[2 * NF];
+	bool gone[2 * NF];
+	int n;
+
+	ASSERT_EQ(0, ipcx_filelock_open(&a, self->path, IPCX_OPEN_ONLY, NULL));
+	ASSERT_EQ(0, ipcx_filelock_lock(a));
+	for (n = 0; n < 2 * NF; n++)
+		pids[n] = far_file_waiter(self->path, n >= NF, &far[n % NF]);
+	t_sleep_ms(150);
+	for (n = 0; n < 2 * NF; n++) {
+		int st = 0;
+
+		gone[n] = waitpid(pids[n], &st, WNOHANG) == pids[n];
+		EXPECT_FALSE(gone[n]) {
+			TH_LOG("%s, deadline %d returned at once: %d", n >= NF ? "shared" : "exclusive",
+			       n % NF, WIFEXITED(st) ? -WEXITSTATUS(st) : -1);
+		}
+	}
+	ASSERT_EQ(0, ipcx_filelock_unlock(a));
+	for (n = 0; n < 2 * NF; n++)
+		if (!gone[n])
+			EXPECT_EQ(0, t_wait(pids[n]));
+	ASSERT_EQ(0, ipcx_filelock_close(a));
 }
 
 /* The kernel releases a SIGKILLed holder's lock; a blocked waiter gets it. */

@@ -4,7 +4,9 @@
  * exact totals under contention with concurrent readers, every ownership
  * transfer, try/timed semantics on real clocks, writer starvation, and
  * owner death (SIGKILL of exclusive, upgradable and sharable owners,
- * thread exit) with -EOWNERDEAD, repair and the not-recoverable path.
+ * thread exit) with -EOWNERDEAD, repair and the not-recoverable path, a
+ * reaper killed halfway through releasing a dead reader's slot, and
+ * deadlines too far to count in 64-bit nanoseconds.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -920,6 +922,319 @@ TEST(death_after_reader_increment)
 	s->l.slot_mask |= 1u << 7;
 	ASSERT_EQ(0, ipcx_rwlock_lock(&s->l));
 	ASSERT_EQ(0, ipcx_rwlock_unlock(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_destroy(&s->l));
+}
+
+/*
+ * A reader process that took a share and was SIGKILLed: the index of the
+ * slot it left (ident of the dead process, count 1, mask bit set), or -1.
+ */
+static int killed_reader_slot(struct shm *s)
+{
+	pid_t pid;
+	int i;
+
+	atomic_store(&s->stage, 0);
+	pid = holder(s, HOLD_SHARED);
+	if (!wait_stage(&s->stage, 1))
+		return -1;
+	kill(pid, SIGKILL);
+	if (t_wait(pid) != 128 + SIGKILL)
+		return -1;
+	for (i = 0; i < IPCX_RWLOCK_SLOTS; i++)
+		if (s->l.slot[i].ident && s->l.slot[i].count == 1)
+			return i;
+	return -1;
+}
+
+/*
+ * A reaper killed in the middle of releasing slot @i: a child performs the
+ * first @steps steps of the library's release by hand, exactly as the
+ * library does them (1: mark the slot with its own reaper marker, 2: zero
+ * the count, 3: clear the mask bit; the last step, freeing the slot, is
+ * never reached), then SIGKILLs itself. @steps 0: step 1 with the marker an
+ * older library wrote (1, no reaper identity). Return the child's status.
+ */
+static int reap_and_die(struct shm *s, int i, int steps)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct ipcx_rwlock_slot *sl = &s->l.slot[i];
+		uint64_t id = __atomic_load_n(&sl->ident, __ATOMIC_SEQ_CST);
+		uint64_t mark = steps ? RW_REAP_MARK(ipcx_self_ident()) : 1;
+
+		if (!__atomic_compare_exchange_n(&sl->ident, &id, mark, false,
+						 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+			_exit(1);
+		if (steps >= 2)
+			__atomic_exchange_n(&sl->count, 0, __ATOMIC_SEQ_CST);
+		if (steps >= 3)
+			__atomic_and_fetch(&s->l.slot_mask, ~(1u << i), __ATOMIC_SEQ_CST);
+		raise(SIGKILL);
+		_exit(2);
+	}
+	return t_wait(pid);
+}
+
+/*
+ * With every slot but @i taken by a live process, a new reading process
+ * must get slot @i (not the anonymous counter): the slot was not leaked.
+ * Return 0 if so, else the child's status.
+ */
+static int slot_is_reusable(struct shm *s, int i)
+{
+	uint64_t me = ipcx_self_ident();
+	pid_t pid;
+	int j, ret;
+
+	for (j = 0; j < IPCX_RWLOCK_SLOTS; j++)
+		if (j != i)
+			s->l.slot[j].ident = me;
+	pid = fork();
+	if (pid == 0) {
+		bool ok;
+
+		if (ipcx_rwlock_lock_shared(&s->l))
+			_exit(1);
+		ok = s->l.anon_readers == 0 && s->l.slot[i].ident == ipcx_self_ident() &&
+		     s->l.slot[i].count == 1 && (s->l.slot_mask & (1u << i));
+		if (ipcx_rwlock_unlock_shared(&s->l))
+			_exit(2);
+		_exit(ok ? 0 : 3);
+	}
+	ret = t_wait(pid);
+	for (j = 0; j < IPCX_RWLOCK_SLOTS; j++)
+		if (j != i)
+			s->l.slot[j].ident = 0;
+	return ret;
+}
+
+/*
+ * A waiting writer releasing a dead reader's slot is SIGKILLed after each
+ * step of the release: the next writer must still get the lock within a
+ * few check periods, and the slot must not leak.
+ */
+TEST(reaper_killed_mid_reap)
+{
+	struct shm *s = new_shm(CHECK_MS);
+	struct timespec dl;
+	uint64_t t0;
+	int steps, i, ret;
+
+	ASSERT_NE(NULL, s);
+	for (steps = 0; steps <= 3; steps++) {
+		ASSERT_EQ(0, ipcx_rwlock_init(&s->l, NULL));
+		s->l.check_ms = CHECK_MS;
+		i = killed_reader_slot(s);
+		ASSERT_LE(0, i);
+		ASSERT_EQ(128 + SIGKILL, reap_and_die(s, i, steps));
+		ASSERT_NE(0, s->l.slot[i].ident);
+		dl = t_deadline_ms(3000);
+		t0 = t_now_ns();
+		ret = ipcx_rwlock_timedlock(&s->l, &dl);
+		EXPECT_EQ(0, ret) {
+			TH_LOG("steps %d: writer wedged: slot %d ident %#llx count %u mask %#x",
+			       steps, i, (unsigned long long)s->l.slot[i].ident,
+			       s->l.slot[i].count, s->l.slot_mask);
+		}
+		if (ret)
+			continue;
+		TH_LOG("steps %d: writer in after %llu ms", steps,
+		       (unsigned long long)ms_since(t0));
+		EXPECT_LT(ms_since(t0), 2000);
+		ASSERT_EQ(0, ipcx_rwlock_unlock(&s->l));
+		EXPECT_EQ(0, slot_is_reusable(s, i)) {
+			TH_LOG("steps %d: slot %d leaked: ident %#llx count %u mask %#x",
+			       steps, i, (unsigned long long)s->l.slot[i].ident,
+			       s->l.slot[i].count, s->l.slot_mask);
+		}
+		EXPECT_EQ(0, ipcx_rwlock_destroy(&s->l));
+	}
+}
+
+/*
+ * Every slot left marked by dead reapers (half with a share still counted):
+ * a new reader still gets a slot, and a writer gets in after the reap.
+ */
+TEST(all_slots_marked_by_dead_reapers)
+{
+	struct shm *s = new_shm(CHECK_MS);
+	uint64_t dead = ((uint64_t)dead_pid() << 40) | 12345;
+	struct timespec dl;
+	pid_t pid;
+	int i;
+
+	ASSERT_NE(NULL, s);
+	for (i = 0; i < IPCX_RWLOCK_SLOTS; i++) {
+		s->l.slot[i].ident = RW_REAP_MARK(dead);
+		if (i & 1) {
+			s->l.slot[i].count = 1;
+			s->l.slot_mask |= 1u << i;
+		}
+	}
+	pid = fork();
+	if (pid == 0) {
+		uint64_t me = ipcx_self_ident();
+		int n = 0;
+
+		if (ipcx_rwlock_lock_shared(&s->l))
+			_exit(1);
+		for (i = 0; i < IPCX_RWLOCK_SLOTS; i++)
+			n += s->l.slot[i].ident == me && s->l.slot[i].count == 1;
+		if (n != 1 || s->l.anon_readers)
+			_exit(2);
+		_exit(ipcx_rwlock_unlock_shared(&s->l) ? 3 : 0);
+	}
+	ASSERT_EQ(0, t_wait(pid));
+	dl = t_deadline_ms(3000);
+	ASSERT_EQ(0, ipcx_rwlock_timedlock(&s->l, &dl));
+	ASSERT_EQ(0, ipcx_rwlock_unlock(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_destroy(&s->l));
+}
+
+/* A reaper that is alive is never overtaken; once it dies, it is. */
+TEST(live_reaper_is_not_overtaken)
+{
+	struct shm *s = new_shm(CHECK_MS);
+	struct timespec dl;
+	pid_t reaper;
+	int i;
+
+	ASSERT_NE(NULL, s);
+	i = killed_reader_slot(s);
+	ASSERT_LE(0, i);
+	reaper = fork();
+	if (reaper == 0) {
+		uint64_t mark = RW_REAP_MARK(ipcx_self_ident());
+
+		__atomic_store_n(&s->l.slot[i].ident, mark, __ATOMIC_SEQ_CST);
+		s->a = mark;
+		atomic_store(&s->stage, 2);
+		for (;;)
+			pause();
+	}
+	ASSERT_TRUE(wait_stage(&s->stage, 2));
+	/* Several check periods: the writer must leave the live reaper's slot alone. */
+	dl = t_deadline_ms(10 * CHECK_MS);
+	EXPECT_EQ(-ETIMEDOUT, ipcx_rwlock_timedlock(&s->l, &dl));
+	EXPECT_EQ(s->a, s->l.slot[i].ident);
+	EXPECT_EQ(1, s->l.slot[i].count);
+	kill(reaper, SIGKILL);
+	ASSERT_EQ(128 + SIGKILL, t_wait(reaper));
+	dl = t_deadline_ms(3000);
+	ASSERT_EQ(0, ipcx_rwlock_timedlock(&s->l, &dl));
+	EXPECT_EQ(0, s->l.slot[i].ident);
+	EXPECT_EQ(0, s->l.slot[i].count);
+	EXPECT_EQ(0, s->l.slot_mask & (1u << i));
+	ASSERT_EQ(0, ipcx_rwlock_unlock(&s->l));
+	ASSERT_EQ(0, ipcx_rwlock_destroy(&s->l));
+}
+
+/* Deadlines whose nanosecond count does not fit in 64 bits (2^34 s does, barely). */
+static const struct timespec far_deadlines[] = {
+	{ (time_t)1 << 34, 0 },
+	{ (time_t)1 << 62, 0 },
+	{ (time_t)INT64_MAX, 999999999L },
+};
+#define NFAR (int)(sizeof(far_deadlines) / sizeof(far_deadlines[0]))
+
+/* A child that makes timed call @kind with far_deadlines[@d], then releases. */
+static pid_t far_waiter(struct shm *s, enum held_kind kind, int d)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		const struct timespec *dl = &far_deadlines[d];
+		int ret = -1;
+
+		if (kind == HOLD_EXCL) {
+			ret = ipcx_rwlock_timedlock(&s->l, dl);
+			if (!ret)
+				ret = ipcx_rwlock_unlock(&s->l);
+		} else if (kind == HOLD_SHARED) {
+			ret = ipcx_rwlock_timedlock_shared(&s->l, dl);
+			if (!ret)
+				ret = ipcx_rwlock_unlock_shared(&s->l);
+		} else if (kind == HOLD_UPG) {
+			ret = ipcx_rwlock_timedlock_upgradable(&s->l, dl);
+			if (!ret)
+				ret = ipcx_rwlock_unlock_upgradable(&s->l);
+		} else {
+			if (ipcx_rwlock_lock_upgradable(&s->l))
+				_exit(99);
+			atomic_fetch_add(&s->inside, 1);
+			ret = ipcx_rwlock_timed_unlock_upgradable_and_lock(&s->l, dl);
+			if (!ret)
+				ret = ipcx_rwlock_unlock(&s->l);
+			else
+				ipcx_rwlock_unlock_upgradable(&s->l);	/* a failed upgrade keeps it */
+		}
+		_exit(ret < 0 ? -ret : ret);
+	}
+	return pid;
+}
+
+/* Is child @pid still running (blocked)? Reaps it if not. */
+static bool still_waiting(pid_t pid, int *status)
+{
+	int st;
+
+	if (waitpid(pid, &st, WNOHANG) != pid)
+		return true;
+	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return false;
+}
+
+/* A deadline centuries away waits like no deadline, for every timed call. */
+TEST(far_future_deadlines)
+{
+	static const enum held_kind kinds[] = { HOLD_EXCL, HOLD_SHARED, HOLD_UPG };
+	struct shm *s = new_shm(CHECK_MS);
+	pid_t pids[3 * NFAR];
+	bool gone[3 * NFAR];
+	int k, d, n = 0;
+
+	ASSERT_NE(NULL, s);
+	ASSERT_EQ(0, ipcx_rwlock_lock(&s->l));
+	for (k = 0; k < 3; k++)
+		for (d = 0; d < NFAR; d++)
+			pids[n++] = far_waiter(s, kinds[k], d);
+	t_sleep_ms(5 * CHECK_MS);
+	for (n = 0; n < 3 * NFAR; n++) {
+		int st = 0;
+
+		gone[n] = !still_waiting(pids[n], &st);
+		EXPECT_FALSE(gone[n]) {
+			TH_LOG("kind %d, deadline %d returned at once: %d", (int)kinds[n / NFAR],
+			       n % NFAR, -st);
+		}
+	}
+	ASSERT_EQ(0, ipcx_rwlock_unlock(&s->l));
+	for (n = 0; n < 3 * NFAR; n++)
+		if (!gone[n])
+			EXPECT_EQ(0, t_wait(pids[n]));
+
+	/* Upgrade, waiting for a share of ours to go. */
+	for (d = 0; d < NFAR; d++) {
+		bool waiting;
+		int st = 0;
+		pid_t pid;
+
+		atomic_store(&s->inside, 0);
+		ASSERT_EQ(0, ipcx_rwlock_lock_shared(&s->l));
+		pid = far_waiter(s, HOLD_UPGRADING, d);
+		for (n = 0; n < 5000 && !atomic_load(&s->inside); n++)
+			t_sleep_ms(1);
+		t_sleep_ms(5 * CHECK_MS);
+		waiting = still_waiting(pid, &st);
+		EXPECT_TRUE(waiting) {
+			TH_LOG("upgrade, deadline %d returned at once: %d", d, -st);
+		}
+		ASSERT_EQ(0, ipcx_rwlock_unlock_shared(&s->l));
+		if (waiting)
+			EXPECT_EQ(0, t_wait(pid));
+	}
 	ASSERT_EQ(0, ipcx_rwlock_destroy(&s->l));
 }
 

@@ -11,7 +11,9 @@
  * A handle inherited over fork() shares the description (and the lock)
  * with the parent: open a new handle in the child instead.
  *
- * Timeouts are absolute CLOCK_MONOTONIC deadlines; NULL waits forever.
+ * Timeouts are absolute CLOCK_MONOTONIC deadlines; NULL waits forever, and
+ * so does a deadline whose nanoseconds do not fit in 64 bits (tv_sec above
+ * about 1.8e10: 584 years).
  */
 #ifndef IPCX_FILELOCK_H
 #define IPCX_FILELOCK_H

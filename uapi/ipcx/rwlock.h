@@ -18,7 +18,9 @@
  * so the share of a process that died holding it is released by the next
  * exclusive locker that waits one check period. See Documentation/rwlock.md.
  *
- * Timeouts are absolute CLOCK_MONOTONIC deadlines; NULL waits forever.
+ * Timeouts are absolute CLOCK_MONOTONIC deadlines; NULL waits forever, and
+ * so does a deadline whose nanoseconds do not fit in 64 bits (tv_sec above
+ * about 1.8e10: 584 years).
  */
 #ifndef IPCX_RWLOCK_H
 #define IPCX_RWLOCK_H
