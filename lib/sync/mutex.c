@@ -134,20 +134,50 @@ static int relock(struct ipcx_mutex *m)
  * other sleepers slept on a free mutex.) A wake that finds nobody clears
  * the flag again, unless somebody took the lock or announced meanwhile.
  */
-static inline void release_word(struct ipcx_mutex *m)
+static void __attribute__((noinline)) release_contended(struct ipcx_mutex *m, uint32_t v)
 {
-	uint32_t v = IPCX_LOAD_RELAXED(&m->lock);
-
 	/* Only waiters (setting FUTEX_WAITERS) race with the owner here. */
 	while (!__atomic_compare_exchange_n(&m->lock, &v, v & FUTEX_WAITERS, false,
 					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
 		;
-	if (likely(!(v & FUTEX_WAITERS)))
-		return;
 	if (ipcx_futex_wake(&m->lock, 1, true) == 0) {
 		v = FUTEX_WAITERS;
 		IPCX_CAS(&m->lock, &v, 0u);
 	}
+}
+
+/*
+ * A waiter announced itself between our look at the word and the exchange
+ * that released it to 0: put FUTEX_WAITERS back (on the free word, or on
+ * the word of a locker that barged in meanwhile, as a waiter would), then
+ * wake one.
+ */
+static void __attribute__((noinline)) release_raced(struct ipcx_mutex *m)
+{
+	uint32_t v = 0;
+
+	while (!IPCX_CAS(&m->lock, &v, v | FUTEX_WAITERS)) {
+		if ((v & FUTEX_WAITERS) || (v & FUTEX_TID_MASK) == IPCX_MUTEX_NOTREC_WORD)
+			break;
+	}
+	if (ipcx_futex_wake(&m->lock, 1, true) == 0) {
+		v = FUTEX_WAITERS;
+		IPCX_CAS(&m->lock, &v, 0u);
+	}
+}
+
+static inline void release_word(struct ipcx_mutex *m)
+{
+	uint32_t v = IPCX_LOAD_RELAXED(&m->lock);
+
+	if (unlikely(v & FUTEX_WAITERS)) {
+		release_contended(m, v);
+		return;
+	}
+	/* Uncontended: one exchange (cheaper than a CAS here). */
+	v = __atomic_exchange_n(&m->lock, 0u, __ATOMIC_RELEASE);
+	if (unlikely(v & FUTEX_WAITERS))
+		release_raced(m);
 }
 
 static int unlock_slow(struct ipcx_mutex *m, struct ipcx_self *s);
