@@ -166,10 +166,12 @@ static void __attribute__((noinline)) release_raced(struct ipcx_mutex *m)
 	}
 }
 
-static inline void release_word(struct ipcx_mutex *m)
+/*
+ * @v: the word as the caller last saw it (no second look at a line the
+ * waiters are spinning on: that would cost a transfer before the exchange).
+ */
+static inline void release_word(struct ipcx_mutex *m, uint32_t v)
 {
-	uint32_t v = IPCX_LOAD_RELAXED(&m->lock);
-
 	if (unlikely(v & FUTEX_WAITERS)) {
 		release_contended(m, v);
 		return;
@@ -242,8 +244,10 @@ lock_slow(struct ipcx_mutex *m, struct ipcx_self *s, uint32_t v, const struct ti
 		if (!(v & FUTEX_TID_MASK)) {
 			/*
 			 * Free (perhaps left by a dead owner). Keep FUTEX_WAITERS:
-			 * others may sleep; after we slept ourselves, set it, since
-			 * we cannot know we were the last sleeper.
+			 * others may sleep. A waiter that slept needs no more: the
+			 * flag leaves the word only when a wake found nobody in
+			 * the kernel (release_contended()), and then every waiter
+			 * not yet asleep fails its sleep on the changed word.
 			 */
 			uint32_t nv = tid | extra | (v & FUTEX_WAITERS);
 
@@ -287,7 +291,6 @@ lock_slow(struct ipcx_mutex *m, struct ipcx_self *s, uint32_t v, const struct ti
 			v |= FUTEX_WAITERS;
 		}
 		ret = ipcx_wait(&m->lock, v, dl);
-		extra = FUTEX_WAITERS;
 		if (ret == -ETIMEDOUT)
 			goto out;
 		if (ret && ret != -EAGAIN) {
@@ -367,7 +370,7 @@ release_slow(struct ipcx_mutex *m, struct ipcx_self *s, bool linked)
 		__atomic_store_n(&m->lock, IPCX_MUTEX_NOTREC_WORD, __ATOMIC_RELEASE);
 		ipcx_futex_wake(&m->lock, INT_MAX, true);
 	} else {
-		release_word(m);
+		release_word(m, IPCX_LOAD_RELAXED(&m->lock));
 	}
 	ipcx_robust_pending_clear(s);
 	return linked ? 0 : -ENOTRECOVERABLE;
@@ -401,7 +404,7 @@ int ipcx_mutex_unlock(struct ipcx_mutex *m)
 	ipcx_robust_pending(s, &m->robust_next, 0);
 	if (unlikely(!ipcx_robust_dequeue(&m->robust_next)))
 		return release_slow(m, s, false);
-	release_word(m);
+	release_word(m, v);
 	ipcx_robust_pending_clear(s);
 	return 0;
 }
