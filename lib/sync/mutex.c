@@ -147,39 +147,19 @@ static void __attribute__((noinline)) release_contended(struct ipcx_mutex *m, ui
 }
 
 /*
- * A waiter announced itself between our look at the word and the exchange
- * that released it to 0: put FUTEX_WAITERS back (on the free word, or on
- * the word of a locker that barged in meanwhile, as a waiter would), then
- * wake one.
- */
-static void __attribute__((noinline)) release_raced(struct ipcx_mutex *m)
-{
-	uint32_t v = 0;
-
-	while (!IPCX_CAS(&m->lock, &v, v | FUTEX_WAITERS)) {
-		if ((v & FUTEX_WAITERS) || (v & FUTEX_TID_MASK) == IPCX_MUTEX_NOTREC_WORD)
-			break;
-	}
-	if (ipcx_futex_wake(&m->lock, 1, true) == 0) {
-		v = FUTEX_WAITERS;
-		IPCX_CAS(&m->lock, &v, 0u);
-	}
-}
-
-/*
  * @v: the word as the caller last saw it (no second look at a line the
- * waiters are spinning on: that would cost a transfer before the exchange).
+ * waiters are spinning on). A CAS, not an exchange: the flag must never
+ * leave the word, even for an instant, while somebody may sleep (an owner
+ * killed in such an instant, with a locker barging in, would strand the
+ * sleepers). It costs about 0.9 ns more than an exchange here.
  */
 static inline void release_word(struct ipcx_mutex *m, uint32_t v)
 {
-	if (unlikely(v & FUTEX_WAITERS)) {
-		release_contended(m, v);
+	if (likely(!(v & FUTEX_WAITERS)) &&
+	    likely(__atomic_compare_exchange_n(&m->lock, &v, 0u, false, __ATOMIC_RELEASE,
+					       __ATOMIC_RELAXED)))
 		return;
-	}
-	/* Uncontended: one exchange (cheaper than a CAS here). */
-	v = __atomic_exchange_n(&m->lock, 0u, __ATOMIC_RELEASE);
-	if (unlikely(v & FUTEX_WAITERS))
-		release_raced(m);
+	release_contended(m, v);
 }
 
 static int unlock_slow(struct ipcx_mutex *m, struct ipcx_self *s);
