@@ -55,7 +55,7 @@ int ipcx_barrier_wait(struct ipcx_barrier *b)
 		return IPCX_BARRIER_SERIAL;
 	}
 	while (IPCX_LOAD(&b->gen) == g) {
-		int ret = ipcx_wait(&b->gen, g, NULL);
+		int ret = ipcx_wait_capped(&b->gen, g, NULL);
 
 		if (ret && ret != -EAGAIN)
 			return -EINVAL;	/* not a usable futex word */

@@ -104,7 +104,11 @@ static int cond_sleep(struct ipcx_cond *c, uint32_t s0, const struct timespec *a
 		nv = (v & ~ARRIVALS) | ((v + ARRIVAL) & ARRIVALS) | SLEEPERS;
 		if (!IPCX_CAS(&c->seq, &v, nv))
 			continue;
-		ret = ipcx_wait(&c->seq, nv, abs_mono);
+		/*
+		 * 0 also when the re-check period ran out: we may have been
+		 * requeued onto the mutex meanwhile, so count it as a sleep.
+		 */
+		ret = ipcx_wait_capped(&c->seq, nv, abs_mono);
 		if (ret == -ETIMEDOUT)
 			return ret;
 		if (ret == 0)

@@ -164,16 +164,26 @@ static int named_open(enum ipcx_kind kind, const char *name, unsigned int mode,
 	return 0;
 }
 
-static int named_close(void *obj, enum ipcx_kind kind)
+/* The mapping's start if @obj is an object of @kind that we mapped, else NULL. */
+static char *named_base(void *obj, enum ipcx_kind kind)
 {
 	char *base;
 
 	if (!obj)
-		return -EINVAL;
+		return NULL;
 	base = (char *)obj - OBJ_OFF;
 	if ((uintptr_t)base & ((uintptr_t)sysconf(_SC_PAGESIZE) - 1))
-		return -EINVAL;
+		return NULL;
 	if (ipcx_obj_header_check((const struct ipcx_obj_header *)base, kind))
+		return NULL;
+	return base;
+}
+
+static int named_close(void *obj, enum ipcx_kind kind)
+{
+	char *base = named_base(obj, kind);
+
+	if (!base)
 		return -EINVAL;
 	return munmap(base, FILE_SIZE) ? -errno : 0;
 }
@@ -194,9 +204,17 @@ int ipcx_named_mutex_open(const char *name, unsigned int mode,
 	return named_open(IPCX_KIND_MUTEX, name, mode, opts, (void **)out);
 }
 
+/*
+ * A mutex held by any thread of this process is linked into that thread's
+ * robust list: unmapping it would leave the kernel a node it cannot read
+ * when the thread dies, and the walk would stop there (robust locks linked
+ * behind it would never be released). Refuse with -EBUSY.
+ */
 static int mutex_close(struct ipcx_mutex *m, enum ipcx_kind kind)
 {
-	if (m && IPCX_LOAD_RELAXED(&m->magic) == IPCX_MUTEX_MAGIC && ipcx_mutex_owned(m))
+	if (!named_base(m, kind))
+		return -EINVAL;
+	if (IPCX_LOAD_RELAXED(&m->magic) == IPCX_MUTEX_MAGIC && ipcx_mutex_held_here(m))
 		return -EBUSY;
 	return named_close(m, kind);
 }

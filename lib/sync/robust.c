@@ -46,6 +46,49 @@ struct ipcx_self *ipcx_self_init(void)
 	return s->ok > 0 ? s : NULL;
 }
 
+/* The kernel's limit on a robust-list walk (ROBUST_LIST_LIMIT). */
+#define WALK_LIMIT	2048
+
+/*
+ * Find @node by walking the calling thread's list from its head, which is
+ * the thread's own memory. An entry is @node itself, or an alias of it (the
+ * same memory mapped twice: same page offset, same links); the entry's
+ * successor must point back at the entry. Only the link that led to the
+ * entry (the head or a node the walk reached) and a successor's checked
+ * back-link are written.
+ */
+bool ipcx_robust_dequeue_slow(uint64_t *node)
+{
+	struct ipcx_robust_head *h = ipcx_self_tls.head;
+	uint64_t *slot, *e;
+	uintptr_t next;
+	unsigned int i;
+
+	if (!h)
+		return false;
+	slot = (uint64_t *)&h->next;	/* the link that leads to the entry */
+	for (i = 0; i < WALK_LIMIT; i++) {
+		e = (uint64_t *)(uintptr_t)(*slot & ~(uint64_t)1);
+		if ((uintptr_t)e == (uintptr_t)h || !e || ((uintptr_t)e & 7))
+			return false;
+		if (e == node || (!(((uintptr_t)e ^ (uintptr_t)node) & 4095) &&
+				  e[0] == node[0] && e[-1] == node[-1])) {
+			next = (uintptr_t)e[0] & ~(uintptr_t)1;
+			if (!next || (next & 7) ||
+			    (*(uint64_t *)(next - 8) & ~(uint64_t)1) != (uint64_t)(uintptr_t)e)
+				return false;
+			*(uint64_t *)(next - 8) = (uint64_t)(uintptr_t)slot;
+			*slot = e[0];
+			ipcx_barrier_compiler();
+			e[0] = 0;
+			e[-1] = 0;
+			return true;
+		}
+		slot = e;
+	}
+	return false;
+}
+
 int ipcx_robust_check(void)
 {
 	return ipcx_self() ? 0 : -EOPNOTSUPP;

@@ -91,16 +91,35 @@ static inline void ipcx_robust_enqueue(struct ipcx_self *s, uint64_t *node, uint
 	h->next = (void *)((uintptr_t)node | pi);
 }
 
-static inline void ipcx_robust_dequeue(uint64_t *node)
-{
-	uintptr_t next = (uintptr_t)node[0];
-	uintptr_t prev = (uintptr_t)node[-1];
+bool ipcx_robust_dequeue_slow(uint64_t *node);
 
-	*(uint64_t *)((next & ~(uintptr_t)1) - 8) = prev;	/* next->prev */
-	*(uint64_t *)(prev & ~(uintptr_t)1) = next;		/* prev->next */
+/*
+ * Unlink @node from the calling thread's list. The links sit in shared
+ * memory, where a peer may have overwritten them: before writing through
+ * them, check that both neighbours point back at @node (prev->next and
+ * next->prev), as list debugging does. When they do not (corrupted links,
+ * or the node was linked through another mapping of the same memory), the
+ * slow path finds the node by walking the list from the thread's own head.
+ * Return: true if unlinked; false if the node is not in the list or its
+ * links are corrupted, and then nothing was written (a wild link that
+ * points at unmapped memory can still fault on a read, but no write ever
+ * goes through an unchecked link).
+ */
+static inline bool ipcx_robust_dequeue(uint64_t *node)
+{
+	uintptr_t next = (uintptr_t)node[0] & ~(uintptr_t)1;
+	uintptr_t prev = (uintptr_t)node[-1] & ~(uintptr_t)1;
+
+	if (unlikely(!next || !prev || ((next | prev) & 7) ||
+		     (*(uint64_t *)(next - 8) & ~(uint64_t)1) != (uint64_t)(uintptr_t)node ||
+		     (*(uint64_t *)prev & ~(uint64_t)1) != (uint64_t)(uintptr_t)node))
+		return ipcx_robust_dequeue_slow(node);
+	*(uint64_t *)(next - 8) = node[-1];	/* next->prev */
+	*(uint64_t *)prev = node[0];		/* prev->next (keeps next's PI bit) */
 	ipcx_barrier_compiler();
 	node[0] = 0;
 	node[-1] = 0;
+	return true;
 }
 
 #endif /* IPCX_SYNC_ROBUST_H */

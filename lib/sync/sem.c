@@ -125,7 +125,7 @@ static int sem_wait(struct ipcx_sem *s, const struct timespec *dl, bool try)
 		nv = (v & ~ARRIVALS) | ((v + ARRIVAL) & ARRIVALS) | SLEEPERS;
 		if (!IPCX_CAS(&s->value, &v, nv))
 			continue;
-		ret = ipcx_wait(&s->value, nv, dl);
+		ret = ipcx_wait_capped(&s->value, nv, dl);
 		if (ret && ret != -EAGAIN)
 			return ret == -ETIMEDOUT ? ret : -EINVAL;
 		v = IPCX_LOAD_RELAXED(&s->value);

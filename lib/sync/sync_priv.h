@@ -121,16 +121,23 @@ static inline bool ipcx_spin_while(const uint32_t *w, uint32_t mask, uint32_t va
 	}
 }
 
+/* An absolute deadline in ns, saturated (a far-future tv_sec must not wrap). */
+static inline uint64_t ipcx_deadline_ns(const struct timespec *abs_mono)
+{
+	if ((uint64_t)abs_mono->tv_sec >= UINT64_MAX / 1000000000ull - 1)
+		return UINT64_MAX;
+	return (uint64_t)abs_mono->tv_sec * 1000000000ull + (uint64_t)abs_mono->tv_nsec;
+}
+
 /*
  * futex_wait on a shared word until @abs_mono (NULL: forever).
  * Return: 0 (woken, maybe spuriously: re-check), -EAGAIN (the word
  * changed), -ETIMEDOUT (the deadline passed), -EFAULT.
  *
- * No sleep carries a timer of its own: arming one costs about 1.5 us per
- * sleep in a VM (measured), as much as the rest of a hand-off. A mutex
- * waiter woken and killed before it takes the lock is covered by the
- * kernel instead: its list_op_pending names the mutex, whose owner TID is
- * 0, and the kernel's death handling then wakes the next waiter.
+ * For the robust mutex only: a mutex waiter woken and killed before it
+ * takes the lock is covered by the kernel, since its list_op_pending names
+ * the mutex, whose owner TID is then 0, and the kernel's death handling
+ * wakes the next waiter.
  */
 static inline int ipcx_wait(uint32_t *w, uint32_t val, const struct timespec *abs_mono)
 {
@@ -139,16 +146,56 @@ static inline int ipcx_wait(uint32_t *w, uint32_t val, const struct timespec *ab
 	return ret == -EINTR ? 0 : ret;
 }
 
+/*
+ * Longest sleep of a semaphore, condition or barrier waiter before it looks
+ * at the word again by itself. Nothing in the kernel wakes such a sleeper
+ * when the process meant to wake it dies (a waker killed between its update
+ * and its futex_wake, or a woken waiter killed before it consumed the
+ * wake-up): the period bounds that stall.
+ */
+#define IPCX_RECHECK_NS		(100ull * 1000000ull)
+
+/*
+ * Like ipcx_wait(), but never sleeps longer than IPCX_RECHECK_NS.
+ * Return: 0 (woken, spuriously or by the period: re-check), -EAGAIN (the
+ * word changed), -ETIMEDOUT (the caller's deadline passed), -EFAULT.
+ *
+ * Without a deadline this is one relative FUTEX_WAIT: no clock read; with
+ * one, one vDSO clock read per sleep picks the earlier of the two.
+ */
+static inline int ipcx_wait_capped(uint32_t *w, uint32_t val, const struct timespec *abs_mono)
+{
+	struct timespec ts;
+	int ret;
+
+	if (abs_mono) {
+		uint64_t cap = ipcx_now_ns(CLOCK_MONOTONIC) + IPCX_RECHECK_NS;
+
+		if (ipcx_deadline_ns(abs_mono) <= cap)
+			return ipcx_wait(w, val, abs_mono);
+		ts.tv_sec = (time_t)(cap / 1000000000ull);
+		ts.tv_nsec = (long)(cap % 1000000000ull);
+		ret = ipcx_futex_wait(w, val, &ts, true);
+	} else {
+		ts.tv_sec = (time_t)(IPCX_RECHECK_NS / 1000000000ull);
+		ts.tv_nsec = (long)(IPCX_RECHECK_NS % 1000000000ull);
+		ret = (int)ipcx_sys(SYS_futex, w, ipcx_futex_op(true, FUTEX_WAIT), val, &ts,
+				    NULL, 0);
+	}
+	return ret == -ETIMEDOUT || ret == -EINTR ? 0 : ret;
+}
+
 /* Has the caller's absolute deadline passed? */
 static inline bool ipcx_deadline_passed(const struct timespec *abs_mono)
 {
-	return abs_mono && ipcx_now_ns(CLOCK_MONOTONIC) >=
-		(uint64_t)abs_mono->tv_sec * 1000000000ull + (uint64_t)abs_mono->tv_nsec;
+	return abs_mono && ipcx_now_ns(CLOCK_MONOTONIC) >= ipcx_deadline_ns(abs_mono);
 }
 
 /* Mutex internals used by the condition variable. */
 #define IPCX_MUTEX_NOTREC_WORD	FUTEX_TID_MASK	/* lock word of a not-recoverable mutex */
 int ipcx_mutex_lock_contended(struct ipcx_mutex *m);
 int ipcx_mutex_owned(const struct ipcx_mutex *m);
+/* Whether a thread of the calling process (any thread) holds @m. */
+int ipcx_mutex_held_here(const struct ipcx_mutex *m);
 
 #endif /* IPCX_SYNC_PRIV_H */

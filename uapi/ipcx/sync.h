@@ -80,7 +80,10 @@ struct ipcx_mutex_opts {
  * opts struct with non-zero unknown fields; -EOPNOTSUPP when the calling
  * thread's robust list cannot be shared (libc registered none, or at another
  * futex offset): ipcx mutexes are never silently non-robust; -EOPNOTSUPP
- * for IPCX_MUTEX_PI on a kernel without PI futexes.
+ * for IPCX_MUTEX_PI on a kernel without PI futexes; -EBUSY if @m is an
+ * initialised mutex that a live thread holds (re-initialising it would cut
+ * that thread's robust list; a word naming a thread that no longer exists
+ * does not count).
  */
 IPCX_API int ipcx_mutex_init(struct ipcx_mutex *m, const struct ipcx_mutex_opts *opts);
 
@@ -131,7 +134,9 @@ IPCX_API int ipcx_mutex_timedlock(struct ipcx_mutex *m, const struct timespec *a
  * mutex not recoverable: every later lock fails with -ENOTRECOVERABLE.
  *
  * Return: 0; -EPERM if the caller does not hold it (also: not locked);
- * -EINVAL if it is not an initialised mutex.
+ * -EINVAL if it is not an initialised mutex; -ENOTRECOVERABLE if its
+ * robust-list links were found corrupted (nothing was written through
+ * them): it is released, and not recoverable from then on.
  */
 IPCX_API int ipcx_mutex_unlock(struct ipcx_mutex *m);
 
@@ -189,7 +194,10 @@ IPCX_API int ipcx_cond_destroy(struct ipcx_cond *c);
  * @m: a mutex the caller holds (one level of a recursive mutex is enough:
  *	its whole depth is released and restored)
  *
- * Wake-ups may be spurious: wait in a loop on the predicate.
+ * Wake-ups may be spurious: wait in a loop on the predicate. A sleeper
+ * re-checks by itself at least every 100 ms, so a signaller or a signalled
+ * waiter killed in the middle of a wake-up delays the others by at most
+ * that much.
  *
  * Return: 0 with @m held; -EOWNERDEAD with @m held (its owner died while
  * we waited: repair as for ipcx_mutex_lock()); -ENOTRECOVERABLE (@m not
@@ -315,6 +323,10 @@ IPCX_API int ipcx_sem_post(struct ipcx_sem *s);
  * ipcx_sem_wait() - take one from the count, waiting while it is zero
  * @s: the semaphore
  *
+ * A sleeper re-checks the count by itself at least every 100 ms, so a
+ * poster or a woken waiter killed in the middle of a wake-up delays the
+ * others by at most that much.
+ *
  * Return: 0; -EINVAL for a bad object.
  */
 IPCX_API int ipcx_sem_wait(struct ipcx_sem *s);
@@ -380,6 +392,9 @@ IPCX_API int ipcx_barrier_destroy(struct ipcx_barrier *b);
  * ipcx_barrier_wait() - arrive and wait for the rest of the round
  * @b: the barrier
  *
+ * Sleepers re-check the generation at least every 100 ms (a last arrival
+ * killed before its wake-up delays the round's end by at most that much).
+ *
  * Return: IPCX_BARRIER_SERIAL for exactly one participant of each round
  * (the last to arrive), 0 for the others; -EINVAL for a bad object.
  */
@@ -423,8 +438,10 @@ IPCX_API int ipcx_named_mutex_open(const char *name, unsigned int mode,
  * ipcx_named_mutex_close() - unmap a named mutex (the name stays)
  * @m: a mutex returned by ipcx_named_mutex_open()
  *
- * Return: 0; -EBUSY if the caller holds it (its robust-list node would be
- * unmapped); -EINVAL if @m is not a mapped named mutex.
+ * Return: 0; -EBUSY if any thread of the calling process holds it (the
+ * node in that thread's robust list would be unmapped, and the kernel could
+ * not walk past it when the thread dies); -EINVAL if @m is not a mapped
+ * named mutex.
  */
 IPCX_API int ipcx_named_mutex_close(struct ipcx_mutex *m);
 
