@@ -843,20 +843,26 @@ int ipcx_mq_commit(struct ipcx_mq *q, size_t len, unsigned int prio)
 	return 0;
 }
 
-int ipcx_mq_abort(struct ipcx_mq *q)
+/* Drop a reservation (@send) or a peek: nothing shared changed yet. */
+static int mq_zc_cancel(struct ipcx_mq *q, bool send)
 {
 	struct ipcx_mq_side *s;
 	uint32_t me;
 
 	if (!q)
 		return -EINVAL;
-	s = &q->h->send;
+	s = send ? &q->h->send : &q->h->recv;
 	me = ipcx_olock_tid();
 	if (!mq_holds(s, me))
 		return -EPERM;
 	MQ_ST(&s->zc, 0);
-	mq_leave(q, true, me);
+	mq_leave(q, send, me);
 	return 0;
+}
+
+int ipcx_mq_abort(struct ipcx_mq *q)
+{
+	return mq_zc_cancel(q, true);
 }
 
 /*
@@ -986,18 +992,7 @@ int ipcx_mq_release(struct ipcx_mq *q)
 
 int ipcx_mq_unpeek(struct ipcx_mq *q)
 {
-	struct ipcx_mq_side *s;
-	uint32_t me;
-
-	if (!q)
-		return -EINVAL;
-	s = &q->h->recv;
-	me = ipcx_olock_tid();
-	if (!mq_holds(s, me))
-		return -EPERM;
-	MQ_ST(&s->zc, 0);
-	mq_leave(q, false, me);
-	return 0;
+	return mq_zc_cancel(q, false);
 }
 
 /* ---- copying API, built on the zero-copy one ------------------------------------- */

@@ -22,29 +22,12 @@
 #include <ipcx/managed.h>
 
 #include "bench.h"
+#include "bench_util.h"
 
 #define SEG_SIZE	(256ull << 20)
 #define LIVE		100000
 #define BATCH		1000
 #define NAMES		100000
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t xs(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
 
 static int seg_open(struct ipcx_managed **s, char *name, size_t len)
 {
@@ -87,31 +70,31 @@ static int alloc_random_ipcx(const struct bench_env *env, struct bench_run *run)
 		return -ENOMEM;
 	}
 	for (i = 0; i < LIVE; i++) {
-		live[i] = ipcx_mem_alloc(m, 16 + xs(&seed) % 497);
+		live[i] = ipcx_mem_alloc(m, 16 + bench_rand(&seed) % 497);
 		if (!live[i]) {
 			ret = -ENOMEM;
 			goto out;
 		}
 	}
 	run->n = 0;
-	total0 = now_ns();
+	total0 = bench_now_ns();
 	for (i = 0; i < ops / 2; i += BATCH / 2) {
 		uint64_t k;
 
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		for (k = 0; k < BATCH / 2; k++) {
-			uint64_t j = xs(&seed) % LIVE;
+			uint64_t j = bench_rand(&seed) % LIVE;
 
 			ipcx_mem_free(m, live[j]);
-			live[j] = ipcx_mem_alloc(m, 16 + xs(&seed) % 497);
+			live[j] = ipcx_mem_alloc(m, 16 + bench_rand(&seed) % 497);
 			if (!live[j]) {
 				ret = -ENOMEM;
 				goto out;
 			}
 		}
-		add_sample(run, now_ns() - t0, BATCH);
+		add_sample(run, bench_now_ns() - t0, BATCH);
 	}
-	run->ops_per_s = (double)ops * 1e9 / (double)(now_ns() - total0);
+	run->ops_per_s = (double)ops * 1e9 / (double)(bench_now_ns() - total0);
 	snprintf(run->note, sizeof(run->note), "256 MiB segment, 100k live, %llu ops",
 		 (unsigned long long)ops);
 	for (i = 0; i < LIVE; i++)
@@ -147,14 +130,14 @@ static int build_names(struct ipcx_managed *s, struct bench_run *run, const char
 	int ret;
 
 	for (i = 0; i < n; i += BATCH) {
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		for (k = i; k < i + BATCH && k < n; k++) {
 			ret = ipcx_managed_construct(s, names + k * NAME_LEN, &sp, &p);
 			if (ret)
 				return ret;
 		}
 		if (run)
-			add_sample(run, now_ns() - t0, k - i);
+			add_sample(run, bench_now_ns() - t0, k - i);
 	}
 	return 0;
 }
@@ -175,9 +158,9 @@ static int named_construct_ipcx(const struct bench_env *env, struct bench_run *r
 		return ret;
 	}
 	run->n = 0;
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	ret = build_names(s, run, names, n);
-	run->ops_per_s = (double)n * 1e9 / (double)(now_ns() - t0);
+	run->ops_per_s = (double)n * 1e9 / (double)(bench_now_ns() - t0);
 	if (!ret && ipcx_managed_count(s, IPCX_OBJ_NAMED) != (long)n)
 		ret = -EUCLEAN;
 	seg_done(s, name);
@@ -205,10 +188,10 @@ static int named_find_ipcx(const struct bench_env *env, struct bench_run *run)
 	}
 	ret = build_names(s, NULL, names, n);
 	run->n = 0;
-	total0 = now_ns();
+	total0 = bench_now_ns();
 	for (i = 0; !ret && i < n; i += BATCH) {
 		e = i + BATCH < n ? i + BATCH : n;
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		for (k = i; k < e; k++) {
 			ret = ipcx_managed_find(s, names + k * NAME_LEN, 1, &p, &count);
 			if (ret || !p || count != 1) {
@@ -216,9 +199,9 @@ static int named_find_ipcx(const struct bench_env *env, struct bench_run *run)
 				break;
 			}
 		}
-		add_sample(run, now_ns() - t0, e - i);
+		add_sample(run, bench_now_ns() - t0, e - i);
 	}
-	run->ops_per_s = (double)n * 1e9 / (double)(now_ns() - total0);
+	run->ops_per_s = (double)n * 1e9 / (double)(bench_now_ns() - total0);
 	seg_done(s, name);
 	free(names);
 	return ret;

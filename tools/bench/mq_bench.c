@@ -22,6 +22,7 @@
 
 #include <ipcx.h>
 #include "bench.h"
+#include "bench_util.h"
 
 #define MQ_CAP		1024
 #define MQ_TPUT_MSGS	1000000ull
@@ -29,25 +30,6 @@
 #ifndef MQB_FLAGS
 #define MQB_FLAGS	IPCX_MQ_SPSC	/* -DMQB_FLAGS=0 measures the MPMC mode */
 #endif
-
-static uint64_t mqb_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void mqb_pin(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof(set), &set);
-}
 
 static uint64_t mqb_xorshift(uint64_t *s)
 {
@@ -111,7 +93,7 @@ static int mqb_throughput(const struct bench_env *env, struct bench_run *run,
 		unsigned int p, last = 0;
 		uint64_t got = 0;
 
-		mqb_pin(env->cpu[1]);
+		bench_pin(env->cpu[1]);
 		for (i = 0; i < n; i++) {
 			ssize_t len = ipcx_mq_receive(q, buf, sizeof(buf), &p);
 
@@ -123,11 +105,11 @@ static int mqb_throughput(const struct bench_env *env, struct bench_run *run,
 			last = p;
 		}
 		(void)last;
-		sh->t_end = mqb_now();
+		sh->t_end = bench_now_ns();
 		_exit(got == n ? 0 : 1);
 	}
-	mqb_pin(env->cpu[0]);
-	t0 = mqb_now();
+	bench_pin(env->cpu[0]);
+	t0 = bench_now_ns();
 	for (i = 0; i < n; i++) {
 		unsigned int p = prio ? (unsigned int)(mqb_xorshift(&seed) & 31) : 0;
 
@@ -180,7 +162,7 @@ static int mqb_rtt(const struct bench_env *env, struct bench_run *run, const cha
 		goto out;
 	}
 	if (pid == 0) {
-		mqb_pin(env->cpu[1]);
+		bench_pin(env->cpu[1]);
 		for (i = 0; i < n + 1000; i++) {
 			if (ipcx_mq_receive(a, buf, sizeof(buf), NULL) != 64 ||
 			    ipcx_mq_send(b, buf, 64, 0))
@@ -188,10 +170,10 @@ static int mqb_rtt(const struct bench_env *env, struct bench_run *run, const cha
 		}
 		_exit(0);
 	}
-	mqb_pin(env->cpu[0]);
+	bench_pin(env->cpu[0]);
 	run->n = 0;
 	for (i = 0; i < n + 1000; i++) {
-		uint64_t t0 = mqb_now();
+		uint64_t t0 = bench_now_ns();
 
 		if (ipcx_mq_send(a, buf, 64, 0) ||
 		    ipcx_mq_receive(b, buf, sizeof(buf), NULL) != 64) {
@@ -200,7 +182,7 @@ static int mqb_rtt(const struct bench_env *env, struct bench_run *run, const cha
 			break;
 		}
 		if (i >= 1000 && run->n < run->cap)	/* 1000 warm-up rounds */
-			run->samples[run->n++] = mqb_now() - t0;
+			run->samples[run->n++] = bench_now_ns() - t0;
 	}
 	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
 		if (!ret)

@@ -21,16 +21,9 @@
 #include <ipcx/rwlock.h>
 
 #include "bench.h"
+#include "bench_util.h"
 
 #define BATCH 1000
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t batches(const struct bench_env *env, const struct bench_run *run)
 {
@@ -57,7 +50,7 @@ static int ipcx_row(const struct bench_env *env, struct bench_run *run, int excl
 	if (!l || ipcx_rwlock_init(l, NULL))
 		return -1;
 	for (b = 0; b < nb; b++) {
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		for (k = 0; k < BATCH; k++) {
 			if (exclusive) {
 				bad |= ipcx_rwlock_lock(l);
@@ -67,7 +60,7 @@ static int ipcx_row(const struct bench_env *env, struct bench_run *run, int excl
 				bad |= ipcx_rwlock_unlock_shared(l);
 			}
 		}
-		run->samples[b] = (now_ns() - t0) / BATCH;
+		run->samples[b] = (bench_now_ns() - t0) / BATCH;
 	}
 	run->n = nb;
 	snprintf(run->note, sizeof(run->note), "owner-death aware, %d reader slots",
@@ -92,12 +85,12 @@ static int pthread_row(const struct bench_env *env, struct bench_run *run, int e
 	if (pthread_rwlock_init(l, &a))
 		return -1;
 	for (b = 0; b < nb; b++) {
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		for (k = 0; k < BATCH; k++) {
 			bad |= exclusive ? pthread_rwlock_wrlock(l) : pthread_rwlock_rdlock(l);
 			bad |= pthread_rwlock_unlock(l);
 		}
-		run->samples[b] = (now_ns() - t0) / BATCH;
+		run->samples[b] = (bench_now_ns() - t0) / BATCH;
 	}
 	run->n = nb;
 	snprintf(run->note, sizeof(run->note), "process-shared, prefer writer; not robust");
@@ -126,7 +119,6 @@ static int pthread_write(const struct bench_env *env, struct bench_run *run)
 	return pthread_row(env, run, 1);
 }
 
-
 struct two {
 	union {
 		struct ipcx_rwlock ipcx;
@@ -138,17 +130,6 @@ struct two {
 	uint64_t start_ns[2], end_ns[2];
 };
 
-static void pin(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof(set), &set);
-}
-
 static void read_loop(struct two *t, int side, int use_ipcx, uint64_t nb,
 		      struct bench_run *run)
 {
@@ -158,9 +139,9 @@ static void read_loop(struct two *t, int side, int use_ipcx, uint64_t nb,
 	atomic_fetch_add(&t->ready, 1);
 	while (!atomic_load(&t->go))
 		;
-	start = now_ns();
+	start = bench_now_ns();
 	for (b = 0; b < nb; b++) {
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		for (k = 0; k < BATCH; k++) {
 			if (use_ipcx) {
 				bad |= ipcx_rwlock_lock_shared(&t->u.ipcx);
@@ -171,10 +152,10 @@ static void read_loop(struct two *t, int side, int use_ipcx, uint64_t nb,
 			}
 		}
 		if (run)
-			run->samples[b] = (now_ns() - t0) / BATCH;
+			run->samples[b] = (bench_now_ns() - t0) / BATCH;
 	}
 	t->start_ns[side] = start;
-	t->end_ns[side] = now_ns();
+	t->end_ns[side] = bench_now_ns();
 	if (bad)
 		atomic_store(&t->bad, 1);
 }
@@ -203,11 +184,11 @@ static int two_proc_row(const struct bench_env *env, struct bench_run *run, int 
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		pin(env->cpu[1]);
+		bench_pin(env->cpu[1]);
 		read_loop(t, 1, use_ipcx, nb, NULL);
 		_exit(0);
 	}
-	pin(env->cpu[0]);
+	bench_pin(env->cpu[0]);
 	while (atomic_load(&t->ready) < 1)
 		;
 	atomic_store(&t->go, 1);

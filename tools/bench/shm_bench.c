@@ -22,16 +22,9 @@
 
 #include <ipcx.h>
 #include "bench.h"
+#include "bench_util.h"
 
 #define MB (1ull << 20)
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static size_t cap_samples(const struct bench_run *run, size_t want)
 {
@@ -50,7 +43,7 @@ static int create_cycles(const struct bench_env *env, struct bench_run *run,
 	for (i = 0; i < n; i++) {
 		struct ipcx_region *r;
 		struct ipcx_shm *s;
-		uint64_t t0 = now_ns();
+		uint64_t t0 = bench_now_ns();
 		int ret;
 
 		ret = ipcx_shm_open(&s, name, IPCX_CREATE_ONLY, &o);
@@ -62,7 +55,7 @@ static int create_cycles(const struct bench_env *env, struct bench_run *run,
 		ipcx_shm_close(s);
 		if (ipcx_shm_unlink(name, NULL) || ret)
 			return ret ? ret : -EIO;
-		run->samples[i] = now_ns() - t0;
+		run->samples[i] = bench_now_ns() - t0;
 	}
 	run->n = n;
 	return 0;
@@ -142,7 +135,7 @@ static int segment_touch_ipcx(const struct bench_env *env, struct bench_run *run
 		old = cur;
 	for (i = 0; i < n; i++) {
 		struct ipcx_region *r;
-		uint64_t t0 = now_ns();
+		uint64_t t0 = bench_now_ns();
 		int fd;
 
 		fd = ipcx_memfd_new(&mo);
@@ -157,7 +150,7 @@ static int segment_touch_ipcx(const struct bench_env *env, struct bench_run *run
 		}
 		memset(ipcx_region_addr(r), (int)i + 1, TOUCH_SIZE);
 		__asm__ volatile("" ::: "memory");
-		run->samples[i] = now_ns() - t0;
+		run->samples[i] = bench_now_ns() - t0;
 		if (i == 0) {
 			pgsz = ipcx_region_page_size(r);
 			ipcx_region_huge_bytes(r, &huge);

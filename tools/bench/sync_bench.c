@@ -24,32 +24,7 @@
 #include <ipcx/sync.h>
 
 #include "bench.h"
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void pin(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof(set), &set);
-}
-
-static void *shared_map(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-
-	return p == MAP_FAILED ? NULL : p;
-}
+#include "bench_util.h"
 
 static int reap(pid_t pid)
 {
@@ -77,7 +52,7 @@ static int mutex_uncontended_ipcx(const struct bench_env *env, struct bench_run 
 {
 	const uint64_t batch = 1000;
 	uint64_t batches = iters_or(env, 2000000) / batch, b, i, t0;
-	struct ipcx_mutex *m = shared_map(4096);
+	struct ipcx_mutex *m = bench_shared(4096);
 	int ret = 0;
 
 	if (!m)
@@ -85,14 +60,14 @@ static int mutex_uncontended_ipcx(const struct bench_env *env, struct bench_run 
 	ret = ipcx_mutex_init(m, NULL);
 	if (ret)
 		goto out;
-	pin(env->cpu[0]);
+	bench_pin(env->cpu[0]);
 	for (i = 0; i < 10000; i++) {		/* warm up */
 		ipcx_mutex_lock(m);
 		ipcx_mutex_unlock(m);
 	}
 	run->n = 0;
 	for (b = 0; b < batches; b++) {
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		for (i = 0; i < batch; i++) {
 			if (ipcx_mutex_lock(m) || ipcx_mutex_unlock(m)) {
 				ret = -EIO;
@@ -100,7 +75,7 @@ static int mutex_uncontended_ipcx(const struct bench_env *env, struct bench_run 
 			}
 		}
 		if (run->n < run->cap)
-			run->samples[run->n++] = (now_ns() - t0) / batch;
+			run->samples[run->n++] = (bench_now_ns() - t0) / batch;
 	}
 	snprintf(run->note, sizeof(run->note), "robust, ns per lock+unlock (batches of %llu)",
 		 (unsigned long long)batch);
@@ -122,7 +97,7 @@ struct handoff {
 static int mutex_handoff_2proc_ipcx(const struct bench_env *env, struct bench_run *run)
 {
 	uint64_t n = iters_or(env, 1000000), i, t0, dt;
-	struct handoff *h = shared_map(4096);
+	struct handoff *h = bench_shared(4096);
 	pid_t pid;
 	int ret;
 
@@ -137,7 +112,7 @@ static int mutex_handoff_2proc_ipcx(const struct bench_env *env, struct bench_ru
 		goto out;
 	}
 	if (pid == 0) {
-		pin(env->cpu[1]);
+		bench_pin(env->cpu[1]);
 		__atomic_store_n(&h->ready, 1, __ATOMIC_RELEASE);
 		while (!__atomic_load_n(&h->go, __ATOMIC_ACQUIRE))
 			;
@@ -150,10 +125,10 @@ static int mutex_handoff_2proc_ipcx(const struct bench_env *env, struct bench_ru
 		}
 		_exit(0);
 	}
-	pin(env->cpu[0]);
+	bench_pin(env->cpu[0]);
 	while (!__atomic_load_n(&h->ready, __ATOMIC_ACQUIRE))
 		;
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	__atomic_store_n(&h->go, 1, __ATOMIC_RELEASE);
 	for (i = 0; i < n; i++) {
 		if (ipcx_mutex_lock(&h->m) || (h->counter++, ipcx_mutex_unlock(&h->m))) {
@@ -164,7 +139,7 @@ static int mutex_handoff_2proc_ipcx(const struct bench_env *env, struct bench_ru
 		}
 	}
 	ret = reap(pid);
-	dt = now_ns() - t0;
+	dt = bench_now_ns() - t0;
 	if (!ret && h->counter != 2 * n)
 		ret = -EIO;
 	if (!ret) {
@@ -216,7 +191,7 @@ static int pingpong(const struct bench_env *env, struct bench_run *run, bool con
 		    uint32_t flags)
 {
 	uint64_t n = iters_or(env, 20000), warm = n / 10 + 100, i, t0;
-	struct pingpong *p = shared_map(4096);
+	struct pingpong *p = bench_shared(4096);
 	IPCX_OPTS(ipcx_mutex_opts, mo, .flags = flags);
 	IPCX_OPTS(ipcx_cond_opts, co, .flags = flags);
 	IPCX_OPTS(ipcx_sem_opts, so, .flags = flags);
@@ -243,7 +218,7 @@ static int pingpong(const struct bench_env *env, struct bench_run *run, bool con
 		goto out;
 	}
 	if (pid == 0) {
-		pin(env->cpu[1]);
+		bench_pin(env->cpu[1]);
 		if (cond) {
 			if (ipcx_mutex_lock(&p->m))
 				_exit(1);
@@ -270,10 +245,10 @@ static int pingpong(const struct bench_env *env, struct bench_run *run, bool con
 		}
 		_exit(0);
 	}
-	pin(env->cpu[0]);
+	bench_pin(env->cpu[0]);
 	run->n = 0;
 	for (i = 0; i < warm + n; i++) {
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		if (cond ? cond_pass(p, 0) : sem_pass(p, 0)) {
 			kill(pid, SIGKILL);
 			reap(pid);
@@ -281,7 +256,7 @@ static int pingpong(const struct bench_env *env, struct bench_run *run, bool con
 			goto out;
 		}
 		if (i >= warm && run->n < run->cap)
-			run->samples[run->n++] = now_ns() - t0;
+			run->samples[run->n++] = bench_now_ns() - t0;
 	}
 	/* stop the partner */
 	if (cond) {
