@@ -1106,12 +1106,30 @@ answer:
 	return 0;
 }
 
+/*
+ * Under the segment lock: the object of @k with type @tag. Return 0 with
+ * *@cp and *@idxp set, -ENOENT or -EPROTOTYPE.
+ */
+static int find_locked(struct ipcx_managed *s, const struct key *k, uint64_t tag,
+		       struct mobj **cp, long *idxp)
+{
+	uint64_t obj = 0;
+	long ins;
+
+	*idxp = lookup(s, k, &ins, &obj);
+	*cp = *idxp >= 0 ? ctrl_at(s, obj) : NULL;
+	if (!*cp)
+		return -ENOENT;
+	if (tag != IPCX_TYPE_ANY && (*cp)->type_tag != tag)
+		return -EPROTOTYPE;
+	return 0;
+}
+
 static int obj_find(struct ipcx_managed *s, const struct key *k, uint64_t tag, void **out,
 		    size_t *count)
 {
 	struct mobj *c = NULL;
-	uint64_t obj = 0;
-	long idx, ins;
+	long idx;
 	int ret, tries;
 
 	for (tries = 0; tries < 3; tries++) {
@@ -1122,13 +1140,7 @@ static int obj_find(struct ipcx_managed *s, const struct key *k, uint64_t tag, v
 	ret = seg_lock(s);
 	if (ret)
 		return ret;
-	idx = lookup(s, k, &ins, &obj);
-	if (idx >= 0)
-		c = ctrl_at(s, obj);
-	if (!c)
-		ret = -ENOENT;
-	else if (tag != IPCX_TYPE_ANY && c->type_tag != tag)
-		ret = -EPROTOTYPE;
+	ret = find_locked(s, k, tag, &c, &idx);
 	seg_unlock(s);
 	if (ret)
 		return ret;
@@ -1169,8 +1181,7 @@ static int obj_destroy(struct ipcx_managed *s, const struct key *k, uint64_t tag
 		       void (*fini)(void *, size_t, void *), void *arg)
 {
 	struct mobj *c = NULL;
-	uint64_t obj = 0;
-	long idx, ins;
+	long idx;
 	int ret;
 
 	if (!s)
@@ -1180,14 +1191,8 @@ static int obj_destroy(struct ipcx_managed *s, const struct key *k, uint64_t tag
 	ret = seg_lock(s);
 	if (ret)
 		return ret;
-	idx = lookup(s, k, &ins, &obj);
-	if (idx >= 0)
-		c = ctrl_at(s, obj);
-	if (!c)
-		ret = -ENOENT;
-	else if (tag != IPCX_TYPE_ANY && c->type_tag != tag)
-		ret = -EPROTOTYPE;
-	else
+	ret = find_locked(s, k, tag, &c, &idx);
+	if (!ret)
 		obj_remove(s, c, idx, fini, arg);
 	seg_unlock(s);
 	return ret;
