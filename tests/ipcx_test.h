@@ -10,6 +10,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -114,6 +116,22 @@ static inline int t_count_entries(const char *path, const char *prefix)
 			n++;
 	closedir(d);
 	return n;
+}
+
+/*
+ * Serialise tests that change machine-wide settings (vm.nr_hugepages) across
+ * concurrently running suites: without it, two suites that each raise the
+ * pool and then restore "their" old value can leave it raised. Returns an
+ * fd to close when done (or -1: no lock file, run unserialised).
+ */
+static inline int t_machine_lock(void)
+{
+	int fd = open("/tmp/ipcx-test-machine.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd >= 0)
+		while (flock(fd, LOCK_EX) && errno == EINTR)
+			;
+	return fd;
 }
 
 #endif /* IPCX_TEST_H */

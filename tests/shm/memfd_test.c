@@ -262,11 +262,13 @@ static long free_2m(void)
 
 FIXTURE(pool) {
 	long old;	/* vm.nr_hugepages before the test; -1: untouched */
+	int lock;	/* held from before reading the pool until it is restored */
 };
 
 FIXTURE_SETUP(pool)
 {
 	self->old = -1;
+	self->lock = t_machine_lock();
 }
 
 FIXTURE_TEARDOWN(pool)
@@ -274,6 +276,8 @@ FIXTURE_TEARDOWN(pool)
 	/* Runs even when the test failed: put the pool back. */
 	if (self->old >= 0 && write_long(NR_HUGE, self->old))
 		TH_LOG("could not restore vm.nr_hugepages to %ld", self->old);
+	if (self->lock >= 0)
+		close(self->lock);
 }
 
 TEST_F(pool, hugetlb_require_and_prefer)

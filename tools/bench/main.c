@@ -125,7 +125,10 @@ static pid_t runner = -1;
 static volatile sig_atomic_t stop;
 static char shm_dir_priv[256];
 static char msg_max_orig[32];
+static char nr_huge_orig[32];	/* vm.nr_hugepages at start ("" if unreadable) */
 static int failures;
+
+#define NR_HUGE_PATH "/proc/sys/vm/nr_hugepages"
 
 /* ---- cleanup ------------------------------------------------------------------ */
 
@@ -160,6 +163,29 @@ static void restore_msg_max(void)
 	}
 }
 
+/*
+ * Rows may grow the hugepage pool for their run and put it back; a row
+ * killed by its timeout cannot, so the harness puts back what it saw at
+ * start whenever the value differs after a run.
+ */
+static void restore_nr_huge(void)
+{
+	char cur[32];
+	int fd, n;
+
+	if (!nr_huge_orig[0])
+		return;
+	fd = open(NR_HUGE_PATH, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = (int)read(fd, cur, sizeof(cur) - 1);
+	cur[n > 0 ? n : 0] = 0;
+	if (strcmp(cur, nr_huge_orig) && lseek(fd, 0, SEEK_SET) == 0 &&
+	    write(fd, nr_huge_orig, strlen(nr_huge_orig)) < 0)
+		fprintf(stderr, "ipcx-bench: could not restore vm.nr_hugepages\n");
+	close(fd);
+}
+
 /* After every run: remove whatever the rows left behind. */
 static void cleanup_run(void)
 {
@@ -175,6 +201,7 @@ static void cleanup_run(void)
 		bench_state->mq[i][0] = 0;
 	}
 	restore_msg_max();
+	restore_nr_huge();
 }
 
 static void cleanup_all(void)
@@ -819,6 +846,12 @@ static int setup(void)
 	if (fd >= 0) {
 		n = (int)read(fd, msg_max_orig, sizeof(msg_max_orig) - 1);
 		msg_max_orig[n > 0 ? n : 0] = 0;
+		close(fd);
+	}
+	fd = open(NR_HUGE_PATH, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = (int)read(fd, nr_huge_orig, sizeof(nr_huge_orig) - 1);
+		nr_huge_orig[n > 0 ? n : 0] = 0;
 		close(fd);
 	}
 
