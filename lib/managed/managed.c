@@ -675,6 +675,12 @@ static inline int seg_lock(struct ipcx_managed *s)
 	return seg_locked(s, ipcx_lk_lock_repair(&s->h->lk, s->base, seg_size(s)));
 }
 
+/* Lock for a call that writes the segment: -EROFS on a read-only open. */
+static inline int seg_lock_writer(struct ipcx_managed *s)
+{
+	return (s->flags & S_RO) ? -EROFS : seg_lock(s);
+}
+
 /* Index changes are bracketed by an odd generation (logged: rolled back too). */
 static inline void gen_begin(struct ipcx_managed *s)
 {
@@ -1186,9 +1192,7 @@ static int obj_destroy(struct ipcx_managed *s, const struct key *k, uint64_t tag
 
 	if (!s)
 		return -EINVAL;
-	if (s->flags & S_RO)
-		return -EROFS;
-	ret = seg_lock(s);
+	ret = seg_lock_writer(s);
 	if (ret)
 		return ret;
 	ret = find_locked(s, k, tag, &c, &idx);
@@ -1330,10 +1334,8 @@ int ipcx_managed_destroy_ptr(struct ipcx_managed *s, void *p,
 
 	if (!s || !ipcx_managed_belongs(s, p))
 		return -EINVAL;
-	if (s->flags & S_RO)
-		return -EROFS;
 	off = (uint64_t)((char *)p - s->base);
-	ret = seg_lock(s);
+	ret = seg_lock_writer(s);
 	if (ret)
 		return ret;
 	c = ctrl_at(s, off);
@@ -1426,9 +1428,7 @@ int ipcx_managed_reserve(struct ipcx_managed *s, size_t n)
 
 	if (!s)
 		return -EINVAL;
-	if (s->flags & S_RO)
-		return -EROFS;
-	ret = seg_lock(s);
+	ret = seg_lock_writer(s);
 	if (ret)
 		return ret;
 	live = s->h->named + s->h->unique;
@@ -1444,9 +1444,7 @@ int ipcx_managed_atomic(struct ipcx_managed *s, void (*fn)(void *arg), void *arg
 
 	if (!s || !fn)
 		return -EINVAL;
-	if (s->flags & S_RO)
-		return -EROFS;
-	ret = seg_lock(s);
+	ret = seg_lock_writer(s);
 	if (ret)
 		return ret;
 	fn(arg);
