@@ -43,6 +43,7 @@
 
 struct mq_shape {
 	uint32_t ring_size;
+	uint32_t free_size;
 	uint32_t slot_size;
 	uint64_t off_free;
 	uint64_t off_rings;
@@ -66,9 +67,16 @@ static int mq_shape(uint32_t max_msgs, uint32_t max_size, uint32_t levels,
 	while (ring < max_msgs)
 		ring <<= 1;
 	s->ring_size = ring;
+	/*
+	 * The free ring is twice as long (at least one line): the sender
+	 * reads free slots about max_msgs positions behind where the receiver
+	 * writes them back, so the two work on different lines instead of
+	 * passing one line back and forth on every message.
+	 */
+	s->free_size = ring < 8 ? 16 : 2 * ring;
 	s->slot_size = (uint32_t)align64(sizeof(struct ipcx_mq_slot) + (uint64_t)max_size);
 	s->off_free = align64(HDR_SIZE);
-	s->off_rings = s->off_free + align64((uint64_t)ring * 4);
+	s->off_rings = s->off_free + align64((uint64_t)s->free_size * 4);
 	s->off_slots = s->off_rings + align64((uint64_t)levels * ring * 4);
 	s->total = s->off_slots + (uint64_t)max_msgs * s->slot_size;
 	if (s->total > (1ull << 46))
@@ -111,7 +119,7 @@ static int mq_opts(const struct ipcx_mq_opts *in, struct ipcx_mq_opts *o)
 
 /* Build a fresh queue in @mem (at least s->total bytes). */
 static void mq_build(void *mem, const struct ipcx_mq_opts *o, uint32_t levels,
-		     const struct mq_shape *s)
+		     const struct mq_shape *s, bool fresh)
 {
 	struct ipcx_mq_header *h = mem;
 	uint32_t *free_ring = (uint32_t *)((char *)mem + s->off_free);
@@ -125,9 +133,18 @@ static void mq_build(void *mem, const struct ipcx_mq_opts *o, uint32_t levels,
 	h->slot_size = s->slot_size;
 	h->levels = levels;
 	h->ring_size = s->ring_size;
+	h->free_size = s->free_size;
 	h->flags = o->flags & IPCX_MQ_SPSC;
 	for (i = 0; i < o->max_msgs; i++)
 		free_ring[i] = i;
+	/*
+	 * Caller memory may hold an old queue: its slot stamps must not pass
+	 * for new messages. Files and memfds start zeroed.
+	 */
+	if (!fresh)
+		for (i = 0; i < o->max_msgs; i++)
+			((struct ipcx_mq_slot *)((char *)mem + s->off_slots +
+						 (size_t)i * s->slot_size))->seq = 0;
 	h->recv.pos = o->max_msgs;
 	h->send.pos_seen = o->max_msgs;
 	ipcx_mq_fence();
@@ -146,6 +163,7 @@ static int mq_attach(struct ipcx_mq *q, void *mem, size_t len, const struct ipcx
 	if (ipcx_obj_header_check(&h->obj, IPCX_KIND_MQ) || h->obj.header_size != HDR_SIZE)
 		return -EPROTO;
 	if (mq_shape(h->max_msgs, h->max_size, h->levels, &s) || h->ring_size != s.ring_size ||
+	    h->free_size != s.free_size ||
 	    h->slot_size != s.slot_size || (h->flags & ~IPCX_MQ_SPSC) ||
 	    h->obj.total_size != s.total || s.total > len)
 		return -EPROTO;
@@ -158,6 +176,7 @@ static int mq_attach(struct ipcx_mq *q, void *mem, size_t len, const struct ipcx
 	q->slot_size = s.slot_size;
 	q->levels = h->levels;
 	q->mask = s.ring_size - 1;
+	q->fmask = s.free_size - 1;
 	q->spsc = h->flags & IPCX_MQ_SPSC;
 	q->wait = o->wait;
 	q->spin_ns = o->spin_ns ? o->spin_ns : IPCX_MQ_DEFAULT_SPIN_NS;
@@ -198,7 +217,7 @@ int ipcx_mq_init_at(struct ipcx_mq **out, void *mem, size_t len,
 	q = mq_alloc();
 	if (!q)
 		return -ENOMEM;
-	mq_build(mem, &o, levels, &s);
+	mq_build(mem, &o, levels, &s, false);
 	ret = mq_attach(q, mem, len, &o);
 	if (ret) {
 		free(q);
@@ -282,7 +301,7 @@ static int mq_init_file(int fd, void *arg)
 	mem = mmap(NULL, (size_t)a->s.total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (mem == MAP_FAILED)
 		return -errno;
-	mq_build(mem, a->o, a->levels, &a->s);
+	mq_build(mem, a->o, a->levels, &a->s, true);
 	munmap(mem, (size_t)a->s.total);
 	return 0;
 }
@@ -362,7 +381,7 @@ int ipcx_mq_open_memfd(struct ipcx_mq **out, const struct ipcx_mq_opts *opts)
 		ret = -errno;
 		goto fail;
 	}
-	mq_build(mem, &o, levels, &s);
+	mq_build(mem, &o, levels, &s, true);
 	munmap(mem, (size_t)s.total);
 	/* No peer can shrink the file under our mappings (SIGBUS). */
 	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
@@ -450,6 +469,49 @@ static inline uint32_t *mq_ring(const struct ipcx_mq *q, uint32_t lvl)
 }
 
 /*
+ * In-order prediction (SPSC). A sender takes slots in free-ring order, so
+ * the send at free-ring position p lands in slot free_ring[p], and commit
+ * stamps it p + 1 after publishing its level tail. Once a receiver has
+ * seen the queue empty (recv.inorder), every message before position
+ * p = recv.pos - max_msgs has been taken, so the next one to arrive is the
+ * one at p: polling its stamp reads one line the message travels in
+ * anyway, while the level tail and ring entry stay in the sender's cache.
+ * It is the next message to deliver only while it is the only one pending
+ * (no stamp at p + 1 yet); otherwise priorities decide and the full scan
+ * runs. Return: the slot (its level in *lvl), or UINT32_MAX.
+ */
+static inline uint32_t mq_predict(const struct ipcx_mq *q, uint32_t *lvl)
+{
+	uint32_t p = q->h->recv.pos - q->max_msgs;
+	uint32_t idx = MQ_LD(&q->free_ring[p & q->fmask]), next;
+	const struct ipcx_mq_slot *sl;
+
+	if (unlikely(idx >= q->max_msgs))
+		return UINT32_MAX;
+	sl = mq_slot(q, idx);
+	if (MQ_LD(&sl->seq) != p + 1)
+		return UINT32_MAX;
+	if (q->max_msgs > 1) {
+		next = MQ_LD(&q->free_ring[(p + 1) & q->fmask]);
+		if (next < q->max_msgs && MQ_LD(&mq_slot(q, next)->seq) == p + 2)
+			return UINT32_MAX;
+	}
+	if (unlikely(sl->prio >= q->levels || sl->len > q->max_size))
+		return UINT32_MAX;	/* the scan reports it */
+	*lvl = sl->prio;
+	return idx;
+}
+
+/* Spinning receiver, in order: has the predicted message arrived? */
+static inline bool mq_predict_ready(const struct ipcx_mq *q)
+{
+	uint32_t p = MQ_LD(&q->h->recv.pos) - q->max_msgs;
+	uint32_t idx = MQ_LD(&q->free_ring[p & q->fmask]);
+
+	return idx < q->max_msgs && MQ_LD(&mq_slot(q, idx)->seq) == p + 1;
+}
+
+/*
  * Take over a side whose owner died. Senders: a commit whose level entry
  * was published is finished (the free ring catches up). Receivers: a
  * release that had not yet returned its slot to the free ring is undone, so
@@ -469,6 +531,10 @@ static void mq_repair(struct ipcx_mq *q, bool send)
 			uint32_t fpos = MQ_LD(&s->i_fpos);
 
 			if (send) {
+				/*
+				 * Published (the stamp may be missing: receivers
+				 * scan after waiting, which finds it).
+				 */
 				if (MQ_LD(&L->tail) != MQ_LD(&s->i_lpos) &&
 				    MQ_LD(&s->pos) == fpos)
 					MQ_ST(&s->pos, fpos + 1);
@@ -483,6 +549,8 @@ static void mq_repair(struct ipcx_mq *q, bool send)
 	MQ_ST(&s->zc, 0);
 	if (send)
 		MQ_ST(&s->pos_seen, MQ_LD(&h->recv.pos));
+	else
+		MQ_ST(&s->inorder, 0);	/* a rolled-back message is out of order */
 	for (l = 0; l < q->levels; l++) {
 		struct ipcx_mq_level *L = &h->level[l];
 
@@ -680,19 +748,26 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 		end = spin == UINT64_MAX || start + spin < start ? UINT64_MAX : start + spin;
 		if (end > dln)
 			end = dln;
+		bool predict = !send && q->spsc && q->h->recv.inorder;
+		unsigned int relax = predict ? 1 : 4, k;
+
 		for (;;) {
-			if (mq_ready(q, send))
-				return 0;
 			/*
-			 * Look every ~4 pauses, not every one: each look pulls
-			 * the lines the peer writes per message back into
-			 * shared state, and a peer that finds them still
-			 * exclusive publishes several messages per transfer.
+			 * An in-order receiver polls the predicted slot, one
+			 * line the message brings anyway, after every pause;
+			 * the levels themselves only now and then (a sender
+			 * killed between tail and stamp leaves no stamp).
+			 * Others look every ~4 pauses, not every one: each
+			 * look pulls the level lines the peer writes per
+			 * message back into shared state, and a peer that
+			 * finds them still exclusive publishes several
+			 * messages per transfer.
 			 */
-			ipcx_cpu_relax();
-			ipcx_cpu_relax();
-			ipcx_cpu_relax();
-			ipcx_cpu_relax();
+			if (predict ? mq_predict_ready(q) || ((i & 63) == 63 && mq_ready(q, send))
+				    : mq_ready(q, send))
+				return 0;
+			for (k = 0; k < relax; k++)
+				ipcx_cpu_relax();
 			if ((++i & 15) == 0) {
 				uint64_t now = ipcx_now_ns(CLOCK_MONOTONIC);
 
@@ -740,17 +815,13 @@ static inline int mq_check_dl(const struct timespec *dl)
 	return dl && !ipcx_timespec_valid(dl) ? -EINVAL : 0;
 }
 
-int ipcx_mq_reserve(struct ipcx_mq *q, void **buf, unsigned int flags,
-		    const struct timespec *dl)
+static __attribute__((always_inline)) inline int
+mq_reserve_in(struct ipcx_mq *q, uint32_t me, void **buf, unsigned int flags,
+	      const struct timespec *dl)
 {
-	struct ipcx_mq_side *s;
-	uint32_t me;
+	struct ipcx_mq_side *s = &q->h->send;
 	int r;
 
-	if (unlikely(!q || !buf || (flags & ~IPCX_MQ_TRY) || mq_check_dl(dl)))
-		return -EINVAL;
-	s = &q->h->send;
-	me = ipcx_olock_tid();
 	for (;;) {
 		uint32_t pos, idx;
 
@@ -761,7 +832,7 @@ int ipcx_mq_reserve(struct ipcx_mq *q, void **buf, unsigned int flags,
 		if (pos == s->pos_seen)
 			s->pos_seen = MQ_LD(&q->h->recv.pos);
 		if (likely(pos != s->pos_seen)) {
-			idx = MQ_LD(&q->free_ring[pos & q->mask]);
+			idx = MQ_LD(&q->free_ring[pos & q->fmask]);
 			if (unlikely(idx >= q->max_msgs)) {
 				mq_leave(q, true, me);
 				return -EPROTO;
@@ -780,31 +851,30 @@ int ipcx_mq_reserve(struct ipcx_mq *q, void **buf, unsigned int flags,
 	}
 }
 
+int ipcx_mq_reserve(struct ipcx_mq *q, void **buf, unsigned int flags,
+		    const struct timespec *dl)
+{
+	if (unlikely(!q || !buf || (flags & ~IPCX_MQ_TRY) || mq_check_dl(dl)))
+		return -EINVAL;
+	return mq_reserve_in(q, ipcx_olock_tid(), buf, flags, dl);
+}
+
 static inline bool mq_holds(const struct ipcx_mq_side *s, uint32_t me)
 {
 	return ipcx_olock_held(&s->lock, me) && __atomic_load_n(&s->zc, __ATOMIC_RELAXED);
 }
 
-int ipcx_mq_commit(struct ipcx_mq *q, size_t len, unsigned int prio)
+/* Publish the held reservation (sender side held, arguments checked). */
+static __attribute__((always_inline)) inline void
+mq_commit_in(struct ipcx_mq *q, uint32_t me, size_t len, unsigned int prio)
 {
-	struct ipcx_mq_header *h;
+	struct ipcx_mq_header *h = q->h;
+	struct ipcx_mq_side *s = &h->send;
 	struct ipcx_mq_level *L;
-	struct ipcx_mq_side *s;
 	struct ipcx_mq_slot *sl;
-	uint32_t me, idx, t, pos;
+	uint32_t idx, t, pos;
 	uint64_t bit;
 
-	if (unlikely(!q))
-		return -EINVAL;
-	h = q->h;
-	s = &h->send;
-	me = ipcx_olock_tid();
-	if (unlikely(!mq_holds(s, me)))
-		return -EPERM;
-	if (unlikely(len > q->max_size))
-		return -EMSGSIZE;
-	if (unlikely(prio >= q->levels))
-		return -EINVAL;
 	idx = s->zc_idx;
 	sl = mq_slot(q, idx);
 	sl->len = (uint32_t)len;
@@ -820,6 +890,7 @@ int ipcx_mq_commit(struct ipcx_mq *q, size_t len, unsigned int prio)
 	MQ_ST(&s->i_fpos, pos);
 	MQ_ST(&s->intent, 1);
 	MQ_ST(&L->tail, t + 1);		/* published */
+	MQ_ST(&sl->seq, pos + 1);	/* the stamp an in-order receiver polls */
 	/*
 	 * The tail store must be visible before the bit is tested: a receiver
 	 * clears a bit and then re-reads the tail, so one of us sees the other.
@@ -840,6 +911,22 @@ int ipcx_mq_commit(struct ipcx_mq *q, size_t len, unsigned int prio)
 	MQ_ST(&s->intent, 0);
 	MQ_ST(&s->zc, 0);
 	mq_leave(q, true, me);
+}
+
+int ipcx_mq_commit(struct ipcx_mq *q, size_t len, unsigned int prio)
+{
+	uint32_t me;
+
+	if (unlikely(!q))
+		return -EINVAL;
+	me = ipcx_olock_tid();
+	if (unlikely(!mq_holds(&q->h->send, me)))
+		return -EPERM;
+	if (unlikely(len > q->max_size))
+		return -EMSGSIZE;
+	if (unlikely(prio >= q->levels))
+		return -EINVAL;
+	mq_commit_in(q, me, len, prio);
 	return 0;
 }
 
@@ -866,10 +953,10 @@ int ipcx_mq_abort(struct ipcx_mq *q)
 }
 
 /*
- * Find the next message (receiver side held): highest set bit, oldest
- * entry. Return 1 found, 0 empty, -EPROTO on a corrupted index.
+ * Full scan (receiver side held): highest set bit, oldest entry.
+ * Return 1 found, 0 empty, -EPROTO on a corrupted index.
  */
-static int mq_find(struct ipcx_mq *q, uint32_t *lvl, uint32_t *idx)
+static int mq_scan(struct ipcx_mq *q, uint32_t *lvl, uint32_t *idx)
 {
 	struct ipcx_mq_header *h = q->h;
 	uint64_t bm = __atomic_load_n(&h->bitmap, __ATOMIC_ACQUIRE);
@@ -911,24 +998,59 @@ static int mq_find(struct ipcx_mq *q, uint32_t *lvl, uint32_t *idx)
 	return 0;
 }
 
-int ipcx_mq_peek(struct ipcx_mq *q, const void **buf, size_t *len, unsigned int *prio,
-		 unsigned int flags, const struct timespec *dl)
+/*
+ * Find the next message (receiver side held). Return 1 found, 0 empty,
+ * -EPROTO on a corrupted index. An empty scan makes an SPSC receiver
+ * in order; a message found by the scan may have been taken out of send
+ * order, which ends it. With !@scan an in-order receiver trusts a missing
+ * stamp (a blocking receive's first look: the scan would pull the level
+ * lines the sender is about to write); after waiting it scans, since a
+ * sender killed between its tail and its stamp leaves a message only the
+ * scan sees.
+ */
+static int mq_find(struct ipcx_mq *q, uint32_t *lvl, uint32_t *idx, bool scan)
 {
-	struct ipcx_mq_side *s;
-	uint32_t me;
+	struct ipcx_mq_side *s = &q->h->recv;
+	uint32_t inorder;
 	int r;
 
-	if (unlikely(!q || !buf || !len || (flags & ~IPCX_MQ_TRY) || mq_check_dl(dl)))
-		return -EINVAL;
-	s = &q->h->recv;
-	me = ipcx_olock_tid();
+	if (q->spsc && s->inorder) {
+		uint32_t i = mq_predict(q, lvl);
+
+		if (i != UINT32_MAX) {
+			struct ipcx_mq_level *L = &q->h->level[*lvl];
+
+			/* the stamp is stored after the tail: tail > head */
+			if (L->tail_seen == L->head)
+				L->tail_seen = L->head + 1;
+			*idx = i;
+			return 1;
+		}
+		if (!scan)
+			return 0;
+	}
+	r = mq_scan(q, lvl, idx);
+	inorder = q->spsc && r == 0;
+	if (s->inorder != inorder)
+		MQ_ST(&s->inorder, inorder);
+	return r;
+}
+
+static __attribute__((always_inline)) inline int
+mq_peek_in(struct ipcx_mq *q, uint32_t me, const void **buf, size_t *len, unsigned int *prio,
+	   unsigned int flags, const struct timespec *dl)
+{
+	struct ipcx_mq_side *s = &q->h->recv;
+	bool scan = flags & IPCX_MQ_TRY;
+	int r;
+
 	for (;;) {
 		uint32_t l, idx;
 
 		r = mq_enter(q, false, dl, me);
 		if (unlikely(r))
 			return r;
-		r = mq_find(q, &l, &idx);
+		r = mq_find(q, &l, &idx, scan);
 		if (likely(r == 1)) {
 			struct ipcx_mq_slot *sl = mq_slot(q, idx);
 
@@ -949,23 +1071,26 @@ int ipcx_mq_peek(struct ipcx_mq *q, const void **buf, size_t *len, unsigned int 
 		r = mq_wait(q, false, dl);
 		if (r)
 			return r;
+		scan = true;
 	}
 }
 
-int ipcx_mq_release(struct ipcx_mq *q)
+int ipcx_mq_peek(struct ipcx_mq *q, const void **buf, size_t *len, unsigned int *prio,
+		 unsigned int flags, const struct timespec *dl)
 {
-	struct ipcx_mq_header *h;
-	struct ipcx_mq_level *L;
-	struct ipcx_mq_side *s;
-	uint32_t me, idx, l, head, pos;
-
-	if (unlikely(!q))
+	if (unlikely(!q || !buf || !len || (flags & ~IPCX_MQ_TRY) || mq_check_dl(dl)))
 		return -EINVAL;
-	h = q->h;
-	s = &h->recv;
-	me = ipcx_olock_tid();
-	if (unlikely(!mq_holds(s, me)))
-		return -EPERM;
+	return mq_peek_in(q, ipcx_olock_tid(), buf, len, prio, flags, dl);
+}
+
+/* Free the held message's slot (receiver side held). */
+static __attribute__((always_inline)) inline void mq_release_in(struct ipcx_mq *q, uint32_t me)
+{
+	struct ipcx_mq_header *h = q->h;
+	struct ipcx_mq_side *s = &h->recv;
+	struct ipcx_mq_level *L;
+	uint32_t idx, l, head, pos;
+
 	idx = s->zc_idx;
 	l = s->zc_lvl;
 	L = &h->level[l];
@@ -978,7 +1103,7 @@ int ipcx_mq_release(struct ipcx_mq *q)
 	MQ_ST(&s->i_fpos, pos);
 	MQ_ST(&s->intent, 1);
 	MQ_ST(&L->head, head + 1);
-	MQ_ST(&q->free_ring[pos & q->mask], idx);
+	MQ_ST(&q->free_ring[pos & q->fmask], idx);
 	MQ_ST(&s->pos, pos + 1);	/* consumed */
 	/* as in commit: wake while the side still bears our mark */
 	ipcx_mq_fence();
@@ -987,6 +1112,18 @@ int ipcx_mq_release(struct ipcx_mq *q)
 	MQ_ST(&s->intent, 0);
 	MQ_ST(&s->zc, 0);
 	mq_leave(q, false, me);
+}
+
+int ipcx_mq_release(struct ipcx_mq *q)
+{
+	uint32_t me;
+
+	if (unlikely(!q))
+		return -EINVAL;
+	me = ipcx_olock_tid();
+	if (unlikely(!mq_holds(&q->h->recv, me)))
+		return -EPERM;
+	mq_release_in(q, me);
 	return 0;
 }
 
@@ -1001,20 +1138,23 @@ static int mq_send(struct ipcx_mq *q, const void *buf, size_t len, unsigned int 
 		   unsigned int flags, const struct timespec *dl)
 {
 	void *slot;
+	uint32_t me;
 	int r;
 
-	if (unlikely(!q || (!buf && len)))
+	if (unlikely(!q || (!buf && len) || mq_check_dl(dl)))
 		return -EINVAL;
 	if (unlikely(len > q->max_size))
 		return -EMSGSIZE;
 	if (unlikely(prio >= q->levels))
 		return -EINVAL;
-	r = ipcx_mq_reserve(q, &slot, flags, dl);
+	me = ipcx_olock_tid();
+	r = mq_reserve_in(q, me, &slot, flags, dl);
 	if (unlikely(r))
 		return r;
 	if (len)
 		memcpy(slot, buf, len);
-	return ipcx_mq_commit(q, len, prio);
+	mq_commit_in(q, me, len, prio);
+	return 0;
 }
 
 int ipcx_mq_send(struct ipcx_mq *q, const void *buf, size_t len, unsigned int prio)
@@ -1039,21 +1179,24 @@ static ssize_t mq_receive(struct ipcx_mq *q, void *buf, size_t cap, unsigned int
 			  unsigned int flags, const struct timespec *dl)
 {
 	const void *p;
+	uint32_t me;
 	size_t len;
 	int r;
 
-	if (unlikely(!q || (!buf && cap)))
+	if (unlikely(!q || (!buf && cap) || mq_check_dl(dl)))
 		return -EINVAL;
-	r = ipcx_mq_peek(q, &p, &len, prio, flags, dl);
+	me = ipcx_olock_tid();
+	r = mq_peek_in(q, me, &p, &len, prio, flags, dl);
 	if (unlikely(r))
 		return r;
 	if (unlikely(len > cap)) {
-		ipcx_mq_unpeek(q);
+		MQ_ST(&q->h->recv.zc, 0);	/* unpeek */
+		mq_leave(q, false, me);
 		return -EMSGSIZE;
 	}
 	if (len)
 		memcpy(buf, p, len);
-	ipcx_mq_release(q);
+	mq_release_in(q, me);
 	return (ssize_t)len;
 }
 

@@ -14,7 +14,7 @@
 
 struct ipcx_mq {
 	struct ipcx_mq_header *h;
-	uint32_t *free_ring;	/* ring_size entries */
+	uint32_t *free_ring;	/* free_size entries */
 	uint32_t *rings;	/* levels * ring_size entries */
 	uint8_t *slots;		/* max_msgs * slot_size bytes */
 	/* configuration copied and validated at open: never re-read from shm */
@@ -23,6 +23,7 @@ struct ipcx_mq {
 	uint32_t slot_size;
 	uint32_t levels;
 	uint32_t mask;		/* ring_size - 1 */
+	uint32_t fmask;		/* free_size - 1 */
 	bool spsc;
 	unsigned int wait;	/* enum ipcx_mq_wait */
 	uint64_t spin_ns;
@@ -33,11 +34,16 @@ struct ipcx_mq {
 	bool own_fd;
 };
 
-/* Slot header in front of every message's bytes. */
+/*
+ * Slot header in front of every message's bytes. @seq is the stamp of the
+ * send that last filled the slot: its free-ring position + 1, stored after
+ * the level tail (see mq_find_next()).
+ */
 struct ipcx_mq_slot {
 	uint32_t len;
 	uint32_t prio;
-	uint32_t reserved[2];
+	uint32_t seq;
+	uint32_t reserved;
 };
 _Static_assert(sizeof(struct ipcx_mq_slot) == 16, "ipcx_mq_slot is ABI");
 
@@ -55,6 +61,13 @@ static inline void ipcx_mq_fence(void)
 	static uint32_t dummy;
 
 	__atomic_fetch_add(&dummy, 0, __ATOMIC_SEQ_CST);
+#elif defined(__x86_64__)
+	/*
+	 * A locked no-op on the stack orders stores before loads like
+	 * mfence, at a fraction of its cost (mfence also waits for
+	 * non-temporal stores and clflush, which nothing here uses).
+	 */
+	__asm__ volatile("lock orl $0, (%%rsp)" ::: "memory", "cc");
 #else
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 #endif

@@ -7,12 +7,12 @@
 
 #include "olock.h"
 
-static __thread uint32_t tls_tid __attribute__((tls_model("initial-exec")));
+__thread uint32_t ipcx_olock_tls_tid __attribute__((tls_model("initial-exec")));
 static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
 
 static void tid_reset_child(void)
 {
-	tls_tid = 0;
+	ipcx_olock_tls_tid = 0;
 }
 
 static void tid_register(void)
@@ -20,13 +20,11 @@ static void tid_register(void)
 	pthread_atfork(NULL, NULL, tid_reset_child);
 }
 
-uint32_t ipcx_olock_tid(void)
+uint32_t ipcx_olock_tid_slow(void)
 {
-	if (likely(tls_tid))
-		return tls_tid;
 	pthread_once(&tid_once, tid_register);
-	tls_tid = (uint32_t)ipcx_gettid();
-	return tls_tid;
+	ipcx_olock_tls_tid = (uint32_t)ipcx_gettid();
+	return ipcx_olock_tls_tid;
 }
 
 bool ipcx_tid_alive(uint32_t tid)

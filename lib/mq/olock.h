@@ -35,7 +35,15 @@ static inline void ipcx_cpu_relax(void)
 }
 
 /* The calling thread's id, cached per thread (reset in fork children). */
-uint32_t ipcx_olock_tid(void);
+extern __thread uint32_t ipcx_olock_tls_tid __attribute__((tls_model("initial-exec")));
+uint32_t ipcx_olock_tid_slow(void);
+
+static inline uint32_t ipcx_olock_tid(void)
+{
+	uint32_t t = ipcx_olock_tls_tid;
+
+	return likely(t) ? t : ipcx_olock_tid_slow();
+}
 
 /*
  * Is thread @tid still there? A process that exited but was not reaped yet

@@ -331,6 +331,7 @@ struct wb {
 	uint32_t *free_ring;
 	uint32_t *rings;
 	uint32_t mask;
+	uint32_t fmask;
 };
 
 static void wb_open(struct wb *w, uint32_t flags)
@@ -342,8 +343,9 @@ static void wb_open(struct wb *w, uint32_t flags)
 	if (!w->h || ipcx_mq_init_at(&w->q, w->h, sz, &o))
 		abort();
 	w->mask = w->h->ring_size - 1;
+	w->fmask = w->h->free_size - 1;
 	w->free_ring = (uint32_t *)((char *)w->h + sizeof(struct ipcx_mq_header));
-	w->rings = w->free_ring + 16;	/* after the free ring, 64-byte aligned */
+	w->rings = w->free_ring + w->h->free_size;	/* 64-byte aligned here */
 }
 
 static void wb_close(struct wb *w)
@@ -379,8 +381,10 @@ static void die_in_commit(struct wb *w, int step)
 	if (step >= 2)
 		L->tail = t + 1;
 	if (step >= 3)
-		w->h->bitmap |= 1u << 2;
+		hdr[2] = pos + 1;	/* stamp */
 	if (step >= 4)
+		w->h->bitmap |= 1u << 2;
+	if (step >= 5)
 		s->pos = pos + 1;
 	_exit(0);
 }
@@ -408,7 +412,7 @@ static void die_in_release(struct wb *w, int step)
 	if (step >= 2)
 		L->head = head + 1;
 	if (step >= 3) {
-		w->free_ring[pos & w->mask] = idx;
+		w->free_ring[pos & w->fmask] = idx;
 		s->pos = pos + 1;
 	}
 	_exit(0);
@@ -434,7 +438,7 @@ TEST(death_at_each_commit_store)
 	int m, step;
 
 	for (m = 0; m < 2; m++) {
-		for (step = 0; step <= 4; step++) {
+		for (step = 0; step <= 5; step++) {
 			struct timespec dl = t_deadline_ms(5000);
 			unsigned int prio;
 			struct wb w;
@@ -442,6 +446,8 @@ TEST(death_at_each_commit_store)
 			pid_t pid;
 
 			wb_open(&w, modes[m]);
+			/* an SPSC receiver that saw the queue empty polls stamps */
+			ASSERT_EQ(-EAGAIN, ipcx_mq_tryreceive(w.q, buf, sizeof(buf), &prio));
 			pid = fork();
 			ASSERT_GE(pid, 0);
 			if (pid == 0)

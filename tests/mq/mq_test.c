@@ -220,6 +220,37 @@ TEST(corrupted_index_is_eproto)
 	munmap(mem, sz);
 }
 
+/* A queue built over an old one must not take its slots for messages. */
+TEST(init_at_over_an_old_queue)
+{
+	IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 8, .max_size = 16, .flags = IPCX_MQ_SPSC);
+	size_t sz = ipcx_mq_size(8, 16, 0);
+	void *const mem = t_shared(sz);
+	struct ipcx_mq *q;
+	char buf[16];
+	int i, old;
+
+	ASSERT_NE(NULL, mem);
+	for (old = 1; old <= 9; old++) {
+		ASSERT_EQ(0, ipcx_mq_init_at(&q, mem, sz, &o));
+		for (i = 0; i < old; i++) {
+			ASSERT_EQ(0, ipcx_mq_send(q, "old", 3, 0));
+			ASSERT_EQ(3, ipcx_mq_tryreceive(q, buf, sizeof(buf), NULL));
+		}
+		ipcx_mq_close(q);
+		ASSERT_EQ(0, ipcx_mq_init_at(&q, mem, sz, &o));
+		for (i = 0; i < 3; i++)
+			EXPECT_EQ(-EAGAIN, ipcx_mq_tryreceive(q, buf, sizeof(buf), NULL))
+				TH_LOG("%d old messages", old);
+		ASSERT_EQ(0, ipcx_mq_send(q, "new", 3, 0));
+		ASSERT_EQ(3, ipcx_mq_tryreceive(q, buf, sizeof(buf), NULL));
+		EXPECT_EQ(0, memcmp(buf, "new", 3));
+		EXPECT_EQ(-EAGAIN, ipcx_mq_tryreceive(q, buf, sizeof(buf), NULL));
+		ipcx_mq_close(q);
+	}
+	munmap(mem, sz);
+}
+
 /* ---- one queue, in each kind of memory and each mode ------------------------- */
 
 enum where { W_MEMFD, W_NAMED, W_MEM };
@@ -312,6 +343,43 @@ TEST_F(q, priority_order_and_fifo)
 		}
 	}
 	ASSERT_EQ(4000, n);
+}
+
+/*
+ * A receiver that saw the queue empty predicts where the next message
+ * lands (SPSC); with two pending, the higher priority still comes first,
+ * and an unpeeked message is found again.
+ */
+TEST_F(q, in_order_receiver_keeps_priorities)
+{
+	unsigned int prio;
+	const void *p;
+	char buf[QMAX];
+	size_t len;
+	int round;
+
+	for (round = 0; round < 3 * QCAP; round++) {
+		ASSERT_EQ(-EAGAIN, ipcx_mq_tryreceive(self->q, buf, sizeof(buf), &prio));
+		ASSERT_EQ(0, ipcx_mq_send(self->q, "lo", 2, 0));
+		ASSERT_EQ(0, ipcx_mq_send(self->q, "hi", 2, 5));
+		ASSERT_EQ(2, ipcx_mq_tryreceive(self->q, buf, sizeof(buf), &prio));
+		ASSERT_EQ(5, prio) TH_LOG("round %d", round);
+		ASSERT_EQ(0, memcmp(buf, "hi", 2));
+		ASSERT_EQ(2, ipcx_mq_tryreceive(self->q, buf, sizeof(buf), &prio));
+		ASSERT_EQ(0, prio);
+		ASSERT_EQ(-EAGAIN, ipcx_mq_tryreceive(self->q, buf, sizeof(buf), &prio));
+		/* one at a time: each found where predicted, in order */
+		ASSERT_EQ(0, ipcx_mq_send(self->q, "one", 3, 3));
+		ASSERT_EQ(0, ipcx_mq_peek(self->q, &p, &len, &prio, IPCX_MQ_TRY, NULL));
+		ASSERT_EQ(3, len);
+		ASSERT_EQ(0, ipcx_mq_unpeek(self->q));
+		ASSERT_EQ(0, ipcx_mq_send(self->q, "two", 3, 7));
+		ASSERT_EQ(3, ipcx_mq_tryreceive(self->q, buf, sizeof(buf), &prio));
+		ASSERT_EQ(7, prio);
+		ASSERT_EQ(3, ipcx_mq_tryreceive(self->q, buf, sizeof(buf), &prio));
+		ASSERT_EQ(0, memcmp(buf, "one", 3));
+		ASSERT_EQ(0, ipcx_mq_get_num_msg(self->q));
+	}
 }
 
 TEST_F(q, zero_length_and_sizes)

@@ -62,7 +62,9 @@ struct ipcx_mq_side {
 	uint32_t zc;		/* 1 while a reservation / peek is held */
 	uint32_t zc_idx;
 	uint32_t zc_lvl;
-	uint32_t reserved[4];
+	uint32_t inorder;	/* receivers, SPSC: every message before free-ring
+				 * position pos - max_msgs has been taken */
+	uint32_t reserved[3];
 };
 
 /* One priority level: receivers' line, then senders' line. */
@@ -83,7 +85,8 @@ struct ipcx_mq_header {
 	uint32_t levels;		/* priorities 0..levels-1 */
 	uint32_t ring_size;		/* power of two >= max_msgs */
 	uint32_t flags;			/* IPCX_MQ_SPSC */
-	uint32_t cfg_reserved[10];
+	uint32_t free_size;		/* free-ring entries: power of two >= 2 * ring_size, >= 16 */
+	uint32_t cfg_reserved[9];
 	struct ipcx_mq_side send;	/* 128 */
 	struct ipcx_mq_side recv;	/* 192 */
 	uint32_t rseq;			/* 256: receivers sleep here ("readable") */
@@ -95,7 +98,7 @@ struct ipcx_mq_header {
 	uint64_t reserved[8];		/* 448 */
 	struct ipcx_mq_level level[IPCX_MQ_MAX_LEVELS];	/* 512 */
 	/*
-	 * Followed, each 64-byte aligned, by: the free ring (ring_size u32 slot
+	 * Followed, each 64-byte aligned, by: the free ring (free_size u32 slot
 	 * indices), one ring per level (levels * ring_size u32), and max_msgs
 	 * slots of slot_size bytes each.
 	 */
