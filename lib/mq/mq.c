@@ -4,11 +4,13 @@
  *
  * Design (Documentation/mq.md has the long form):
  * - A pool of max_msgs slots. Free slot indices sit in the free ring:
- *   senders take at send.pos, receivers give back at recv.pos.
+ *   senders take at send.pos, receivers give back at recv_pos.
  * - One ring of slot indices per priority level (head: receivers, tail:
- *   senders) and a bitmap of levels that may hold messages: a receive takes
- *   the highest set bit, then the oldest entry of that level. O(1) for any
- *   priority mix; a single-priority queue never looks past bit 0.
+ *   senders). The tails are packed in one or two lines, next to a mask of
+ *   the levels senders ever used: a receive compares them with its heads
+ *   from the highest used level down and takes the oldest entry of the
+ *   first non-empty one. Neither side ever writes the other's words; a
+ *   single-priority queue never looks past level 0.
  * - Senders and receivers each have their own side (cache line) and, in
  *   MPMC mode, their own robust owner lock (olock.h): a sender and a
  *   receiver never contend on a lock. In SPSC mode the side's lock word is
@@ -145,7 +147,7 @@ static void mq_build(void *mem, const struct ipcx_mq_opts *o, uint32_t levels,
 		for (i = 0; i < o->max_msgs; i++)
 			((struct ipcx_mq_slot *)((char *)mem + s->off_slots +
 						 (size_t)i * s->slot_size))->seq = 0;
-	h->recv.pos = o->max_msgs;
+	h->recv_pos = o->max_msgs;
 	h->send.pos_seen = o->max_msgs;
 	ipcx_mq_fence();
 }
@@ -434,7 +436,7 @@ long ipcx_mq_get_num_msg(const struct ipcx_mq *q)
 	if (!q)
 		return -EINVAL;
 	for (l = 0; l < q->levels; l++) {
-		uint32_t d = MQ_LD(&q->h->level[l].tail) - MQ_LD(&q->h->level[l].head);
+		uint32_t d = MQ_LD(&q->h->tail[l]) - MQ_LD(&q->h->rlevel[l].head);
 
 		n += d > q->max_msgs ? q->max_msgs : d;
 	}
@@ -473,7 +475,7 @@ static inline uint32_t *mq_ring(const struct ipcx_mq *q, uint32_t lvl)
  * the send at free-ring position p lands in slot free_ring[p], and commit
  * stamps it p + 1 after publishing its level tail. Once a receiver has
  * seen the queue empty (recv.inorder), every message before position
- * p = recv.pos - max_msgs has been taken, so the next one to arrive is the
+ * p = recv_pos - max_msgs has been taken, so the next one to arrive is the
  * one at p: polling its stamp reads one line the message travels in
  * anyway, while the level tail and ring entry stay in the sender's cache.
  * It is the next message to deliver only while it is the only one pending
@@ -482,7 +484,7 @@ static inline uint32_t *mq_ring(const struct ipcx_mq *q, uint32_t lvl)
  */
 static inline uint32_t mq_predict(const struct ipcx_mq *q, uint32_t *lvl)
 {
-	uint32_t p = q->h->recv.pos - q->max_msgs;
+	uint32_t p = q->h->recv_pos - q->max_msgs;
 	uint32_t idx = MQ_LD(&q->free_ring[p & q->fmask]), next;
 	const struct ipcx_mq_slot *sl;
 
@@ -505,7 +507,7 @@ static inline uint32_t mq_predict(const struct ipcx_mq *q, uint32_t *lvl)
 /* Spinning receiver, in order: has the predicted message arrived? */
 static inline bool mq_predict_ready(const struct ipcx_mq *q)
 {
-	uint32_t p = MQ_LD(&q->h->recv.pos) - q->max_msgs;
+	uint32_t p = MQ_LD(&q->h->recv_pos) - q->max_msgs;
 	uint32_t idx = MQ_LD(&q->free_ring[p & q->fmask]);
 
 	return idx < q->max_msgs && MQ_LD(&mq_slot(q, idx)->seq) == p + 1;
@@ -527,7 +529,6 @@ static void mq_repair(struct ipcx_mq *q, bool send)
 	if (MQ_LD(&s->intent)) {
 		l = MQ_LD(&s->i_lvl);
 		if (l < q->levels) {
-			struct ipcx_mq_level *L = &h->level[l];
 			uint32_t fpos = MQ_LD(&s->i_fpos);
 
 			if (send) {
@@ -535,29 +536,32 @@ static void mq_repair(struct ipcx_mq *q, bool send)
 				 * Published (the stamp may be missing: receivers
 				 * scan after waiting, which finds it).
 				 */
-				if (MQ_LD(&L->tail) != MQ_LD(&s->i_lpos) &&
+				if (MQ_LD(&h->tail[l]) != MQ_LD(&s->i_lpos) &&
 				    MQ_LD(&s->pos) == fpos)
 					MQ_ST(&s->pos, fpos + 1);
 			} else {
-				if (MQ_LD(&L->head) != MQ_LD(&s->i_lpos) &&
-				    MQ_LD(&s->pos) == fpos)
-					MQ_ST(&L->head, MQ_LD(&s->i_lpos));
+				struct ipcx_mq_rlevel *R = &h->rlevel[l];
+
+				if (MQ_LD(&R->head) != MQ_LD(&s->i_lpos) &&
+				    MQ_LD(&h->recv_pos) == fpos)
+					MQ_ST(&R->head, MQ_LD(&s->i_lpos));
 			}
 		}
 		MQ_ST(&s->intent, 0);
 	}
 	MQ_ST(&s->zc, 0);
-	if (send)
-		MQ_ST(&s->pos_seen, MQ_LD(&h->recv.pos));
-	else
-		MQ_ST(&s->inorder, 0);	/* a rolled-back message is out of order */
-	for (l = 0; l < q->levels; l++) {
-		struct ipcx_mq_level *L = &h->level[l];
+	if (send) {
+		uint64_t used = MQ_LD(&h->used);
 
-		if (!send)
-			MQ_ST(&L->tail_seen, MQ_LD(&L->head));
-		if (MQ_LD(&L->tail) != MQ_LD(&L->head))
-			__atomic_fetch_or(&h->bitmap, 1ull << l, __ATOMIC_SEQ_CST);
+		MQ_ST(&s->pos_seen, MQ_LD(&h->recv_pos));
+		for (l = 0; l < q->levels; l++)
+			if (MQ_LD(&h->tail[l]) != MQ_LD(&h->rlevel[l].head))
+				used |= 1ull << l;
+		MQ_ST(&h->used, used);
+	} else {
+		MQ_ST(&s->inorder, 0);	/* a rolled-back message is out of order */
+		for (l = 0; l < q->levels; l++)
+			MQ_ST(&h->rlevel[l].tail_seen, MQ_LD(&h->rlevel[l].head));
 	}
 	ipcx_mq_seq_wake(&h->rseq, true);
 	ipcx_mq_seq_wake(&h->wseq, true);
@@ -743,14 +747,20 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 	}
 	if (spin) {
 		uint64_t start = ipcx_now_ns(CLOCK_MONOTONIC), end;
-		unsigned int i = 0;
+		bool predict = !send && q->spsc && h->recv.inorder;
+		unsigned int relax = predict ? 1 : 4, i = 0, k;
+		/*
+		 * A sender that found the queue full waits, for its first
+		 * ~2 us of spinning, for a batch of room: taking slots one
+		 * at a time as the receiver frees them would pass the
+		 * free-ring line and the receiver's side line back and
+		 * forth on every message.
+		 */
+		uint32_t batch = send && q->max_msgs >= 64 ? 32 : 1;
 
 		end = spin == UINT64_MAX || start + spin < start ? UINT64_MAX : start + spin;
 		if (end > dln)
 			end = dln;
-		bool predict = !send && q->spsc && q->h->recv.inorder;
-		unsigned int relax = predict ? 1 : 4, k;
-
 		for (;;) {
 			/*
 			 * An in-order receiver polls the predicted slot, one
@@ -758,13 +768,14 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 			 * the levels themselves only now and then (a sender
 			 * killed between tail and stamp leaves no stamp).
 			 * Others look every ~4 pauses, not every one: each
-			 * look pulls the level lines the peer writes per
-			 * message back into shared state, and a peer that
-			 * finds them still exclusive publishes several
-			 * messages per transfer.
+			 * look pulls the lines the peer writes per message
+			 * back into shared state, and a peer that finds them
+			 * still exclusive publishes several messages per
+			 * transfer.
 			 */
-			if (predict ? mq_predict_ready(q) || ((i & 63) == 63 && mq_ready(q, send))
-				    : mq_ready(q, send))
+			if (send ? MQ_LD(&h->recv_pos) - MQ_LD(&h->send.pos) >= (i < 16 ? batch : 1)
+				 : predict ? mq_predict_ready(q) || ((i & 63) == 63 && mq_ready(q, false))
+					   : mq_ready(q, false))
 				return 0;
 			for (k = 0; k < relax; k++)
 				ipcx_cpu_relax();
@@ -785,6 +796,7 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 	 * is gone.
 	 */
 	for (;;) {
+		bool fenced = ipcx_mq_want_fences(send ? &h->wseq_fence : &h->rseq_fence);
 		uint32_t v = ipcx_mq_seq_arm(seq);
 		uint64_t now, until;
 		struct timespec t;
@@ -794,7 +806,7 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 		now = ipcx_now_ns(CLOCK_MONOTONIC);
 		if (now >= dln)
 			return -ETIMEDOUT;
-		until = now + (__atomic_load_n(&peer->lock, __ATOMIC_RELAXED) ?
+		until = now + (__atomic_load_n(&peer->lock, __ATOMIC_RELAXED) || !fenced ?
 			       IPCX_OLOCK_SLICE_NS : MQ_IDLE_SLICE_NS);
 		if (until > dln)
 			until = dln;
@@ -830,7 +842,7 @@ mq_reserve_in(struct ipcx_mq *q, uint32_t me, void **buf, unsigned int flags,
 			return r;
 		pos = s->pos;
 		if (pos == s->pos_seen)
-			s->pos_seen = MQ_LD(&q->h->recv.pos);
+			s->pos_seen = MQ_LD(&q->h->recv_pos);
 		if (likely(pos != s->pos_seen)) {
 			idx = MQ_LD(&q->free_ring[pos & q->fmask]);
 			if (unlikely(idx >= q->max_msgs)) {
@@ -870,18 +882,20 @@ mq_commit_in(struct ipcx_mq *q, uint32_t me, size_t len, unsigned int prio)
 {
 	struct ipcx_mq_header *h = q->h;
 	struct ipcx_mq_side *s = &h->send;
-	struct ipcx_mq_level *L;
 	struct ipcx_mq_slot *sl;
 	uint32_t idx, t, pos;
-	uint64_t bit;
+	uint64_t used;
 
 	idx = s->zc_idx;
 	sl = mq_slot(q, idx);
 	sl->len = (uint32_t)len;
 	sl->prio = prio;
-	L = &h->level[prio];
-	t = L->tail;
+	t = h->tail[prio];
 	pos = s->pos;
+	/* a level's first message: its bit goes up before its tail moves */
+	used = __atomic_load_n(&h->used, __ATOMIC_RELAXED);
+	if (unlikely(!(used & (1ull << prio))))
+		MQ_ST(&h->used, used | (1ull << prio));
 	MQ_ST(&mq_ring(q, prio)[t & q->mask], idx);
 	/* intent first: a death from here on is rolled forward */
 	MQ_ST(&s->i_idx, idx);
@@ -889,23 +903,15 @@ mq_commit_in(struct ipcx_mq *q, uint32_t me, size_t len, unsigned int prio)
 	MQ_ST(&s->i_lpos, t);
 	MQ_ST(&s->i_fpos, pos);
 	MQ_ST(&s->intent, 1);
-	MQ_ST(&L->tail, t + 1);		/* published */
+	MQ_ST(&h->tail[prio], t + 1);	/* published */
 	MQ_ST(&sl->seq, pos + 1);	/* the stamp an in-order receiver polls */
-	/*
-	 * The tail store must be visible before the bit is tested: a receiver
-	 * clears a bit and then re-reads the tail, so one of us sees the other.
-	 * The bit is set before the intent ends, so a death here is repaired.
-	 */
-	ipcx_mq_fence();
-	bit = 1ull << prio;
-	if (!(__atomic_load_n(&h->bitmap, __ATOMIC_RELAXED) & bit))
-		__atomic_fetch_or(&h->bitmap, bit, __ATOMIC_SEQ_CST);
 	MQ_ST(&s->pos, pos + 1);
 	/*
 	 * Wake sleepers while still holding the side: a sender that dies
 	 * before this leaves its mark on the side, and whoever reclaims it
 	 * wakes everybody (mq_repair), so no wake-up dies with it.
 	 */
+	ipcx_mq_pub_fence(&h->rseq_fence);
 	if (unlikely(__atomic_load_n(&h->rseq, __ATOMIC_RELAXED) & MQ_W))
 		ipcx_mq_seq_wake(&h->rseq, false);
 	MQ_ST(&s->intent, 0);
@@ -959,35 +965,25 @@ int ipcx_mq_abort(struct ipcx_mq *q)
 static int mq_scan(struct ipcx_mq *q, uint32_t *lvl, uint32_t *idx)
 {
 	struct ipcx_mq_header *h = q->h;
-	uint64_t bm = __atomic_load_n(&h->bitmap, __ATOMIC_ACQUIRE);
+	uint64_t used = __atomic_load_n(&h->used, __ATOMIC_ACQUIRE);
 
-	bm &= q->levels == 64 ? ~0ull : (1ull << q->levels) - 1;
-	while (bm) {
-		uint32_t l = 63 - (uint32_t)__builtin_clzll(bm);
-		struct ipcx_mq_level *L = &h->level[l];
-		uint32_t head = L->head;
-		uint64_t bit = 1ull << l;
+	used &= q->levels == 64 ? ~0ull : (1ull << q->levels) - 1;
+	while (used) {
+		uint32_t l = 63 - (uint32_t)__builtin_clzll(used);
+		struct ipcx_mq_rlevel *R = &h->rlevel[l];
+		uint32_t head = R->head;
 
-		if (head == L->tail_seen)
-			L->tail_seen = MQ_LD(&L->tail);
-		if (head == L->tail_seen) {
-			/*
-			 * Empty. The lowest set bit stays set: a sender then needs
-			 * no atomic to publish the next message of that level
-			 * (ping-pong, single priority). A bit above other set bits
-			 * would cost every later receive a look, so it is cleared,
-			 * then the level looked at again (a sender publishes its
-			 * tail before it tests the bit).
-			 */
-			if (!(bm & (bit - 1)))
-				return 0;
-			__atomic_fetch_and(&h->bitmap, ~bit, __ATOMIC_SEQ_CST);
-			L->tail_seen = MQ_LD(&L->tail);
-			if (head == L->tail_seen) {
-				bm &= ~bit;
+		/*
+		 * A level known to hold messages is taken as is: every level
+		 * above it was just looked at. One known empty is looked at
+		 * again (its tail may have moved).
+		 */
+		if (head == R->tail_seen) {
+			R->tail_seen = MQ_LD(&h->tail[l]);
+			if (head == R->tail_seen) {
+				used &= ~(1ull << l);
 				continue;
 			}
-			__atomic_fetch_or(&h->bitmap, bit, __ATOMIC_SEQ_CST);
 		}
 		*idx = MQ_LD(&mq_ring(q, l)[head & q->mask]);
 		*lvl = l;
@@ -1018,11 +1014,11 @@ static int mq_find(struct ipcx_mq *q, uint32_t *lvl, uint32_t *idx, bool scan)
 		uint32_t i = mq_predict(q, lvl);
 
 		if (i != UINT32_MAX) {
-			struct ipcx_mq_level *L = &q->h->level[*lvl];
+			struct ipcx_mq_rlevel *R = &q->h->rlevel[*lvl];
 
 			/* the stamp is stored after the tail: tail > head */
-			if (L->tail_seen == L->head)
-				L->tail_seen = L->head + 1;
+			if (R->tail_seen == R->head)
+				R->tail_seen = R->head + 1;
 			*idx = i;
 			return 1;
 		}
@@ -1088,25 +1084,25 @@ static __attribute__((always_inline)) inline void mq_release_in(struct ipcx_mq *
 {
 	struct ipcx_mq_header *h = q->h;
 	struct ipcx_mq_side *s = &h->recv;
-	struct ipcx_mq_level *L;
+	struct ipcx_mq_rlevel *R;
 	uint32_t idx, l, head, pos;
 
 	idx = s->zc_idx;
 	l = s->zc_lvl;
-	L = &h->level[l];
-	head = L->head;
-	pos = s->pos;
+	R = &h->rlevel[l];
+	head = R->head;
+	pos = h->recv_pos;
 	/* intent first: a death before the slot is freed is rolled back */
 	MQ_ST(&s->i_idx, idx);
 	MQ_ST(&s->i_lvl, l);
 	MQ_ST(&s->i_lpos, head);
 	MQ_ST(&s->i_fpos, pos);
 	MQ_ST(&s->intent, 1);
-	MQ_ST(&L->head, head + 1);
+	MQ_ST(&R->head, head + 1);
 	MQ_ST(&q->free_ring[pos & q->fmask], idx);
-	MQ_ST(&s->pos, pos + 1);	/* consumed */
+	MQ_ST(&h->recv_pos, pos + 1);	/* consumed */
 	/* as in commit: wake while the side still bears our mark */
-	ipcx_mq_fence();
+	ipcx_mq_pub_fence(&h->wseq_fence);
 	if (unlikely(__atomic_load_n(&h->wseq, __ATOMIC_RELAXED) & MQ_W))
 		ipcx_mq_seq_wake(&h->wseq, false);
 	MQ_ST(&s->intent, 0);

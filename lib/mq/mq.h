@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <linux/membarrier.h>
+
 #include <ipcx/mq.h>
 #include "../sys/sys.h"
 
@@ -74,29 +76,67 @@ static inline void ipcx_mq_fence(void)
 }
 
 /*
- * May a receiver find a message? Bits of the bitmap are a superset of the
- * levels that hold messages (a receiver clears a bit lazily), so look at
- * the levels themselves: spinning here reads lines that only change when a
- * sender publishes.
+ * May a receiver find a message? Looks at the levels senders have used:
+ * their packed tails against the receivers' heads.
  */
 static inline bool ipcx_mq_readable(const struct ipcx_mq *q)
 {
-	uint64_t bm = MQ_LD(&q->h->bitmap);
+	uint64_t used = MQ_LD(&q->h->used);
 
-	bm &= q->levels == 64 ? ~0ull : (1ull << q->levels) - 1;
-	while (bm) {
-		uint32_t l = 63 - (uint32_t)__builtin_clzll(bm);
+	used &= q->levels == 64 ? ~0ull : (1ull << q->levels) - 1;
+	while (used) {
+		uint32_t l = 63 - (uint32_t)__builtin_clzll(used);
 
-		if (MQ_LD(&q->h->level[l].tail) != MQ_LD(&q->h->level[l].head))
+		if (MQ_LD(&q->h->tail[l]) != MQ_LD(&q->h->rlevel[l].head))
 			return true;
-		bm &= ~(1ull << l);
+		used &= ~(1ull << l);
 	}
 	return false;
 }
 
 static inline bool ipcx_mq_writable(const struct ipcx_mq *q)
 {
-	return MQ_LD(&q->h->send.pos) != MQ_LD(&q->h->recv.pos);
+	return MQ_LD(&q->h->send.pos) != MQ_LD(&q->h->recv_pos);
+}
+
+/*
+ * Asymmetric fences. A publisher (commit, release) stores the new state and
+ * then tests the waiters bit of the other direction; a waiter sets that bit
+ * and then re-checks the state. Each needs its store ordered before its
+ * load, but a full fence in every commit and release stalls the publisher
+ * until its stores reach the peer, which on a busy queue is most of the
+ * cost of a message. So publishers fence only once a waiter of that
+ * direction has said it may sleep (the queue's sticky rseq_fence /
+ * wseq_fence flag). The first such waiter sets the flag and issues
+ * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which runs a full barrier on
+ * every CPU running a registered process: a publisher that read the flag
+ * clear did so before that barrier, so its earlier store is visible when
+ * the waiter re-checks; one that reads it set fences. Processes whose
+ * registration failed (ipcx_mq_mb < 0) always fence.
+ */
+extern int ipcx_mq_mb;	/* 1: registered for GLOBAL_EXPEDITED, -1: cannot be, 0: not yet */
+
+static inline void ipcx_mq_pub_fence(const uint32_t *flag)
+{
+	if (__atomic_load_n(&ipcx_mq_mb, __ATOMIC_RELAXED) != 1 ||
+	    __atomic_load_n(flag, __ATOMIC_RELAXED))
+		ipcx_mq_fence();
+	else
+		__asm__ volatile("" ::: "memory");
+}
+
+/*
+ * Before a waiter's first sleep on a direction. Return: false if the
+ * barrier could not be issued (membarrier unavailable): the caller then
+ * sleeps briefly, since a publisher may have skipped its fence just before
+ * the flag was set.
+ */
+static inline bool ipcx_mq_want_fences(uint32_t *flag)
+{
+	if (__atomic_load_n(flag, __ATOMIC_RELAXED))
+		return true;
+	__atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
+	return ipcx_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
 }
 
 /* Publish "a waiter sleeps on @seq" and return the value to wait for. */

@@ -18,7 +18,10 @@
 static int mq_arm(struct ipcx_mq *q, int writable, uint32_t **word, uint32_t *val)
 {
 	uint32_t *seq = writable ? &q->h->wseq : &q->h->rseq;
-	uint32_t v = ipcx_mq_seq_arm(seq);
+	uint32_t v;
+
+	ipcx_mq_want_fences(writable ? &q->h->wseq_fence : &q->h->rseq_fence);
+	v = ipcx_mq_seq_arm(seq);
 
 	if (writable ? ipcx_mq_writable(q) : ipcx_mq_readable(q))
 		return 1;

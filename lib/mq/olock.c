@@ -2,6 +2,7 @@
 /*
  * olock.c - slow paths of the queue's robust owner lock (see olock.h).
  */
+#include <linux/membarrier.h>
 #include <poll.h>
 #include <pthread.h>
 
@@ -10,9 +11,12 @@
 __thread uint32_t ipcx_olock_tls_tid __attribute__((tls_model("initial-exec")));
 static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
 
+int ipcx_mq_mb;
+
 static void tid_reset_child(void)
 {
 	ipcx_olock_tls_tid = 0;
+	ipcx_mq_mb = 0;		/* register the child too */
 }
 
 static void tid_register(void)
@@ -20,9 +24,18 @@ static void tid_register(void)
 	pthread_atfork(NULL, NULL, tid_reset_child);
 }
 
+/*
+ * First queue call of a thread (and of a fork child): register the process
+ * for MEMBARRIER_CMD_GLOBAL_EXPEDITED, so its publishes may skip their
+ * fence until a waiter asks for it (ipcx_mq_pub_fence()).
+ */
 uint32_t ipcx_olock_tid_slow(void)
 {
 	pthread_once(&tid_once, tid_register);
+	if (!__atomic_load_n(&ipcx_mq_mb, __ATOMIC_RELAXED))
+		__atomic_store_n(&ipcx_mq_mb,
+				 ipcx_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0 ? 1 : -1,
+				 __ATOMIC_RELAXED);
 	ipcx_olock_tls_tid = (uint32_t)ipcx_gettid();
 	return ipcx_olock_tls_tid;
 }

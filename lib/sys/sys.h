@@ -193,6 +193,12 @@ static inline int ipcx_get_robust_list(struct ipcx_robust_head **head, size_t *l
 }
 
 /* Return: a new fd, or -errno. */
+/* membarrier(2); Return: >= 0 or -errno. */
+static inline int ipcx_membarrier(int cmd)
+{
+	return (int)ipcx_sys6(__NR_membarrier, cmd, 0, 0, 0, 0, 0);
+}
+
 static inline int ipcx_memfd_create(const char *name, unsigned int flags)
 {
 	return (int)ipcx_sys(SYS_memfd_create, name, flags, 0, 0, 0, 0);

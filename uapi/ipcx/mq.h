@@ -52,7 +52,9 @@ struct io_uring_sqe;
 struct ipcx_mq_side {
 	uint32_t lock;		/* owner tid | IPCX_MQ_WAITERS; 0 = free */
 	uint32_t cpu;		/* CPU this side last ran on, + 1 (0 = unknown) */
-	uint32_t pos;		/* senders: free-ring head; receivers: free-ring tail */
+	uint32_t pos;		/* senders: free-ring head; receivers: unused (the
+				 * free-ring tail is recv_pos, on a line of its own
+				 * that a sender waiting for room can poll) */
 	uint32_t pos_seen;	/* cached copy of the other side's pos */
 	uint32_t intent;	/* 1 while a commit/release is half done */
 	uint32_t i_idx;		/* slot of that operation */
@@ -67,13 +69,10 @@ struct ipcx_mq_side {
 	uint32_t reserved[3];
 };
 
-/* One priority level: receivers' line, then senders' line. */
-struct ipcx_mq_level {
-	uint32_t head;		/* receivers: next position to take */
-	uint32_t tail_seen;	/* receivers: cached copy of tail */
-	uint32_t pad0[14];
-	uint32_t tail;		/* senders: next position to fill */
-	uint32_t pad1[15];
+/* Receivers' state of one priority level (the senders' is its tail). */
+struct ipcx_mq_rlevel {
+	uint32_t head;		/* next position to take */
+	uint32_t tail_seen;	/* cached copy of the level's tail */
 };
 
 struct ipcx_mq_header {
@@ -90,13 +89,22 @@ struct ipcx_mq_header {
 	struct ipcx_mq_side send;	/* 128 */
 	struct ipcx_mq_side recv;	/* 192 */
 	uint32_t rseq;			/* 256: receivers sleep here ("readable") */
-	uint32_t rseq_pad[15];
+	uint32_t rseq_fence;		/* 1 once a receiver waited: commits fence */
+	uint32_t rseq_pad[14];
 	uint32_t wseq;			/* 320: senders sleep here ("writable") */
-	uint32_t wseq_pad[15];
-	uint64_t bitmap;		/* 384: levels that may hold messages */
-	uint64_t bitmap_pad[7];
-	uint64_t reserved[8];		/* 448 */
-	struct ipcx_mq_level level[IPCX_MQ_MAX_LEVELS];	/* 512 */
+	uint32_t wseq_fence;		/* 1 once a sender waited: releases fence */
+	uint32_t wseq_pad[14];
+	uint64_t used;			/* 384: levels ever published to (senders; only grows) */
+	uint64_t used_pad[7];
+	uint32_t recv_pos;		/* 448: free-ring tail (receivers give slots back) */
+	uint32_t recv_pos_pad[15];
+	/*
+	 * Level tails, written by senders only, packed so that a receiver
+	 * finds the highest non-empty level by reading one or two lines and
+	 * comparing with its heads (no read-modify-write by either side).
+	 */
+	uint32_t tail[IPCX_MQ_MAX_LEVELS];			/* 512 */
+	struct ipcx_mq_rlevel rlevel[IPCX_MQ_MAX_LEVELS];	/* 768: receivers only */
 	/*
 	 * Followed, each 64-byte aligned, by: the free ring (free_size u32 slot
 	 * indices), one ring per level (levels * ring_size u32), and max_msgs
@@ -110,14 +118,16 @@ struct ipcx_mq_header {
 #define IPCX_MQ_ASSERT(c, m) _Static_assert(c, m)
 #endif
 IPCX_MQ_ASSERT(sizeof(struct ipcx_mq_side) == 64, "ipcx_mq_side is ABI");
-IPCX_MQ_ASSERT(sizeof(struct ipcx_mq_level) == 128, "ipcx_mq_level is ABI");
+IPCX_MQ_ASSERT(sizeof(struct ipcx_mq_rlevel) == 8, "ipcx_mq_rlevel is ABI");
 IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, send) == 128, "mq ABI");
 IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, recv) == 192, "mq ABI");
 IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, rseq) == 256, "mq ABI");
 IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, wseq) == 320, "mq ABI");
-IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, bitmap) == 384, "mq ABI");
-IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, level) == 512, "mq ABI");
-IPCX_MQ_ASSERT(sizeof(struct ipcx_mq_header) == 512 + 64 * 128, "mq ABI");
+IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, used) == 384, "mq ABI");
+IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, recv_pos) == 448, "mq ABI");
+IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, tail) == 512, "mq ABI");
+IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, rlevel) == 768, "mq ABI");
+IPCX_MQ_ASSERT(sizeof(struct ipcx_mq_header) == 1280, "mq ABI");
 
 /* ---- options -------------------------------------------------------------- */
 
