@@ -251,6 +251,85 @@ TEST(init_at_over_an_old_queue)
 	munmap(mem, sz);
 }
 
+/*
+ * The first sleep of each direction races the first publish: publishers
+ * skip their fence until a waiter has announced itself with a membarrier
+ * (lib/mq/mq.h, asymmetric fences). Fresh queues, so every round is a
+ * first sleep; a lost wake-up shows as a waiter released only by its
+ * 100 ms re-check slice.
+ */
+#define FS_ROUNDS 150
+
+struct fs_shared {
+	uint64_t published[FS_ROUNDS];	/* when the parent published round i */
+	uint64_t freed[FS_ROUNDS];	/* when it made room in round i */
+	uint64_t worst_ns;		/* the child's longest wait after either */
+	int bad;
+};
+
+TEST(first_sleep_races_first_publish)
+{
+	IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 1, .max_size = 8, .flags = IPCX_MQ_SPSC,
+		  .wait = IPCX_MQ_WAIT_SLEEP);
+	size_t one = (ipcx_mq_size(1, 8, 0) + 63) & ~(size_t)63;
+	struct fs_shared *sh = t_shared(sizeof(*sh));
+	char *mem = t_shared(2 * FS_ROUNDS * one);
+	struct ipcx_mq *rq[FS_ROUNDS], *wq[FS_ROUNDS];
+	char buf[8] = "x";
+	pid_t pid;
+	int i;
+
+	ASSERT_NE(NULL, sh);
+	ASSERT_NE(NULL, mem);
+	for (i = 0; i < FS_ROUNDS; i++) {
+		ASSERT_EQ(0, ipcx_mq_init_at(&rq[i], mem + (size_t)(2 * i) * one, one, &o));
+		ASSERT_EQ(0, ipcx_mq_init_at(&wq[i], mem + (size_t)(2 * i + 1) * one, one, &o));
+		ASSERT_EQ(0, ipcx_mq_send(wq[i], buf, 1, 0));	/* full: its sender waits */
+	}
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		for (i = 0; i < FS_ROUNDS; i++) {
+			struct timespec dl = t_deadline_ms(5000);
+			uint64_t t;
+
+			/* receiver asleep on an empty queue, then sender on a full one */
+			if (ipcx_mq_timedreceive(rq[i], buf, sizeof(buf), NULL, &dl) != 1)
+				_exit(2);
+			t = t_now_ns() - __atomic_load_n(&sh->published[i], __ATOMIC_ACQUIRE);
+			if (t > sh->worst_ns)
+				sh->worst_ns = t;
+			if (ipcx_mq_timedsend(wq[i], buf, 1, 0, &dl))
+				_exit(3);
+			t = t_now_ns() - __atomic_load_n(&sh->freed[i], __ATOMIC_ACQUIRE);
+			if (t > sh->worst_ns)
+				sh->worst_ns = t;
+		}
+		_exit(0);
+	}
+	for (i = 0; i < FS_ROUNDS; i++) {
+		struct timespec pause = { 0, (long)(rand() % 200) * 1000 };
+
+		nanosleep(&pause, NULL);
+		__atomic_store_n(&sh->published[i], t_now_ns(), __ATOMIC_RELEASE);
+		ASSERT_EQ(0, ipcx_mq_send(rq[i], buf, 1, 0));
+		nanosleep(&pause, NULL);
+		/* room for the child's sender, which may be asleep already */
+		__atomic_store_n(&sh->freed[i], t_now_ns(), __ATOMIC_RELEASE);
+		ASSERT_EQ(1, ipcx_mq_receive(wq[i], buf, sizeof(buf), NULL));
+		ASSERT_EQ(1, ipcx_mq_receive(wq[i], buf, sizeof(buf), NULL));
+	}
+	ASSERT_EQ(0, t_wait(pid));
+	TH_LOG("longest wait after a publish or a release: %.1f ms", sh->worst_ns / 1e6);
+	EXPECT_LT(sh->worst_ns, 50000000ull);	/* a lost wake-up waits out 100 ms */
+	for (i = 0; i < FS_ROUNDS; i++) {
+		ipcx_mq_close(rq[i]);
+		ipcx_mq_close(wq[i]);
+	}
+	munmap(mem, 2 * FS_ROUNDS * one);
+	munmap(sh, sizeof(*sh));
+}
+
 /* ---- one queue, in each kind of memory and each mode ------------------------- */
 
 enum where { W_MEMFD, W_NAMED, W_MEM };
