@@ -5,6 +5,8 @@
 #include <linux/membarrier.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "olock.h"
 
@@ -32,10 +34,15 @@ static void tid_register(void)
 uint32_t ipcx_olock_tid_slow(void)
 {
 	pthread_once(&tid_once, tid_register);
-	if (!__atomic_load_n(&ipcx_mq_mb, __ATOMIC_RELAXED))
-		__atomic_store_n(&ipcx_mq_mb,
-				 ipcx_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0 ? 1 : -1,
-				 __ATOMIC_RELAXED);
+	if (!__atomic_load_n(&ipcx_mq_mb, __ATOMIC_RELAXED)) {
+		const char *off = secure_getenv("IPCX_MQ_NO_MEMBARRIER");
+		int r = -1;
+
+		/* opted out (no IPIs into this process, ever): always fence */
+		if (!off || !*off || !strcmp(off, "0"))
+			r = ipcx_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0 ? 1 : -1;
+		__atomic_store_n(&ipcx_mq_mb, r, __ATOMIC_RELAXED);
+	}
 	ipcx_olock_tls_tid = (uint32_t)ipcx_gettid();
 	return ipcx_olock_tls_tid;
 }
