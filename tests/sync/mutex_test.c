@@ -238,6 +238,122 @@ TEST(timed_lock_is_woken_by_unlock)
 	munmap(c, MAP_LEN);
 }
 
+/* ---- spin policy ---- */
+
+/* Two CPUs this process may run on, or -1 (then waiters never spin). */
+static int two_cpus(int cpu[2])
+{
+	cpu_set_t set;
+	int i, n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return -1;
+	for (i = 0; i < CPU_SETSIZE && n < 2; i++)
+		if (CPU_ISSET(i, &set))
+			cpu[n++] = i;
+	return n == 2 ? 0 : -1;
+}
+
+static void pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+}
+
+static uint32_t word(struct ipcx_mutex *m)
+{
+	return __atomic_load_n(&m->lock, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * A waiter on another CPU than the holder spins for its budget without
+ * writing the word (it stays exactly the holder's TID: no FUTEX_WAITERS,
+ * no CAS that changes it), then announces itself and sleeps, and an
+ * unlock hands it the lock. Fails if the waiter does not spin, writes
+ * while spinning, or spins past its budget.
+ */
+TEST(spinning_waiter_only_reads_then_sleeps)
+{
+	IPCX_OPTS(ipcx_mutex_opts, o, .spin_ns = 400000000u);	/* 400 ms */
+	struct counter *c = t_shared(MAP_LEN);
+	uint64_t t0, t_announced;
+	uint32_t held, w;
+	int cpu[2];
+	pid_t pid;
+
+	ASSERT_NE(NULL, c);
+	if (two_cpus(cpu))
+		SKIP(return, "needs two CPUs (a waiter never spins on one)");
+	pin_to(cpu[0]);
+	ASSERT_EQ(0, ipcx_mutex_init(&c->m, &o));
+	ASSERT_EQ(0, ipcx_mutex_lock(&c->m));
+	held = word(&c->m);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		pin_to(cpu[1]);
+		__atomic_store_n(&c->ready, 1, __ATOMIC_RELEASE);
+		if (ipcx_mutex_lock(&c->m))
+			_exit(1);
+		_exit(ipcx_mutex_unlock(&c->m) ? 2 : 0);
+	}
+	while (!__atomic_load_n(&c->ready, __ATOMIC_ACQUIRE))
+		usleep(100);
+	t0 = t_now_ns();
+	do
+		w = word(&c->m);
+	while (w == held && t_now_ns() - t0 < 200000000ull);
+	EXPECT_EQ(held, w);	/* 200 ms into a 400 ms spin: not touched */
+	while (!(word(&c->m) & FUTEX_WAITERS) && t_now_ns() - t0 < 10000000000ull)
+		usleep(1000);
+	t_announced = t_now_ns();
+	EXPECT_EQ(held | FUTEX_WAITERS, word(&c->m));	/* asleep after the budget */
+	EXPECT_GE(t_announced - t0, 300000000ull);
+	EXPECT_LT(t_announced - t0, 3000000000ull);	/* 400 ms, with a margin */
+	ASSERT_EQ(0, ipcx_mutex_unlock(&c->m));
+	EXPECT_EQ(0, t_wait(pid));
+	EXPECT_EQ(0u, word(&c->m) & FUTEX_TID_MASK);
+	munmap(c, MAP_LEN);
+}
+
+/* A timed lock's deadline also ends its spin: a 2 s spin budget does not
+ * make a 100 ms timedlock take 2 s. */
+TEST(timed_lock_spin_stops_at_the_deadline)
+{
+	IPCX_OPTS(ipcx_mutex_opts, o, .spin_ns = 2000000000u);	/* 2 s */
+	struct counter *c = t_shared(MAP_LEN);
+	struct timespec dl;
+	int cpu[2], r;
+	uint64_t t0;
+	pid_t pid;
+
+	ASSERT_NE(NULL, c);
+	if (two_cpus(cpu))
+		SKIP(return, "needs two CPUs (a waiter never spins on one)");
+	pin_to(cpu[0]);
+	ASSERT_EQ(0, ipcx_mutex_init(&c->m, &o));
+	ASSERT_EQ(0, ipcx_mutex_lock(&c->m));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		pin_to(cpu[1]);
+		dl = t_deadline_ms(100);
+		t0 = t_now_ns();
+		r = ipcx_mutex_timedlock(&c->m, &dl);
+		if (r != -ETIMEDOUT)
+			_exit(1);
+		if (t_now_ns() - t0 < 90000000ull)
+			_exit(2);	/* early */
+		_exit(t_now_ns() - t0 > 1500000000ull ? 3 : 0);
+	}
+	EXPECT_EQ(0, t_wait(pid));
+	EXPECT_EQ(0, ipcx_mutex_unlock(&c->m));
+	munmap(c, MAP_LEN);
+}
+
 /* ---- recursion and error checking ---- */
 
 TEST(recursive_depth)

@@ -36,7 +36,10 @@ extern "C" {
  * Default spin budget before sleeping, in ns. Spinning happens only while
  * the other side last ran on a different CPU than the spinner (spinning on
  * the CPU the holder needs only delays it), and an object whose spins keep
- * failing spins less (down to 1/16) until one succeeds again.
+ * failing spins less (down to 1/16) until one succeeds again. A mutex
+ * waiter spins one budget when it starts waiting and one after each
+ * wake-up, only reading the lock word (less and less often) until it looks
+ * free; a timed lock's deadline also ends the spin.
  */
 #define IPCX_SPIN_DEFAULT_NS	20000u
 
