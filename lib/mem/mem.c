@@ -1152,8 +1152,14 @@ int ipcx_mem_grow(struct ipcx_mem *m, uint64_t new_size)
 	sh = *W(m, old_end);
 	LW(m, W(m, new_end), F_USED | F_PUSED);
 	LW(m, W(m, old_end), (new_end - old_end) | F_USED | (sh & F_PUSED));
-	LW(m, &m->end, new_end);
+	/*
+	 * Size before end: the header passes ipcx_mem_attach() (end < size)
+	 * after each store and after each step of a rollback, so a call
+	 * killed here leaves a region that still opens and is repaired by
+	 * its next locker (end first made it -EPROTO to every opener).
+	 */
 	LW(m, &m->size, new_size);
+	LW(m, &m->end, new_end);
 	large_put(m, old_end);
 	ipcx_lk_unlock(&m->lk);
 	return 0;

@@ -614,6 +614,300 @@ TEST(kill_in_new_run)
 	munmap(buf, REGION);
 }
 
+/*
+ * Every crash point of one call, swept. A child runs one allocator call
+ * with the whole region read-only: each store into the region faults, the
+ * handler lets that one store through (region writable, one single step
+ * with the x86-64 trap flag, then read-only again), and at store K the
+ * child is killed before the store happens. K = 1, 2, ... until the call
+ * completes, so every store of the call is a death point: lock words and
+ * robust-list links, logged stores and plain ones. After each death the
+ * survivor's check must be clean and the whole region usable again.
+ */
+#define SW_LEN		(2u << 20)
+#define SW_MAXK		4000
+
+struct sw_ctx {
+	struct ipcx_mem *m;
+	void *p[80];
+};
+
+static char *sw_lo;
+static volatile long sw_left;
+
+#if defined(__x86_64__)
+#include <ucontext.h>
+
+static void sw_segv(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	char *a = si->si_addr;
+
+	if (a < sw_lo || a >= sw_lo + SW_LEN)
+		_exit(90);	/* a fault nobody planned */
+	mprotect(sw_lo, SW_LEN, PROT_READ | PROT_WRITE);
+	if (--sw_left == 0)
+		kill(getpid(), SIGKILL);	/* before store K */
+	uc->uc_mcontext.gregs[REG_EFL] |= 0x100;
+}
+
+static void sw_trap(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+
+	uc->uc_mcontext.gregs[REG_EFL] &= ~0x100ll;
+	mprotect(sw_lo, SW_LEN, PROT_READ);
+}
+#endif
+
+static void sw_fill(struct sw_ctx *x, size_t sz, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		x->p[i] = ipcx_mem_alloc(x->m, sz);
+}
+
+static void sw_setup_none(struct sw_ctx *x) { }
+static void sw_setup_run(struct sw_ctx *x) { x->p[0] = ipcx_mem_alloc(x->m, 16); }
+static void sw_op_small(struct sw_ctx *x) { ipcx_mem_alloc(x->m, 16); }
+static void sw_op_new_run(struct sw_ctx *x) { ipcx_mem_alloc(x->m, 1000); }
+static void sw_op_free0(struct sw_ctx *x) { ipcx_mem_free(x->m, x->p[0]); }
+static void sw_op_free1(struct sw_ctx *x) { ipcx_mem_free(x->m, x->p[1]); }
+static void sw_op_large(struct sw_ctx *x) { ipcx_mem_alloc(x->m, 5000); }
+static void sw_op_aligned(struct sw_ctx *x) { ipcx_mem_alloc_aligned(x->m, 5000, 65536); }
+static void sw_op_trim(struct sw_ctx *x) { ipcx_mem_trim(x->m); }
+static void sw_op_grow(struct sw_ctx *x) { ipcx_mem_grow(x->m, SW_LEN); }
+
+/* Two empty runs of the 1024 B class would be one too many: freeing the last
+ * block of the first run gives that run back to the large allocator. */
+static void sw_setup_release(struct sw_ctx *x)
+{
+	int i;
+
+	sw_fill(x, 1000, 64);		/* 63 per run: the 64th opens a second run */
+	ipcx_mem_free(x->m, x->p[63]);	/* second run empty (kept) */
+	for (i = 1; i < 63; i++)
+		ipcx_mem_free(x->m, x->p[i]);
+}
+
+/* used | free | b | free | used: freeing b coalesces both sides. */
+static void sw_setup_three(struct sw_ctx *x)
+{
+	void *q[5];
+	int i;
+
+	for (i = 0; i < 5; i++)
+		q[i] = ipcx_mem_alloc(x->m, 5000);
+	ipcx_mem_free(x->m, q[1]);
+	ipcx_mem_free(x->m, q[3]);
+	x->p[0] = q[2];			/* between two free blocks */
+	x->p[1] = q[0];
+	x->p[2] = q[4];
+}
+
+static void sw_op_expand_fwd(struct sw_ctx *x)
+{
+	size_t got;
+	void *out;
+
+	ipcx_mem_command(x->m, IPCX_MEM_EXPAND_FWD, 6000, 9000, x->p[0], &got, &out);
+}
+
+static void sw_op_expand_bwd(struct sw_ctx *x)
+{
+	size_t got;
+	void *out;
+
+	ipcx_mem_command(x->m, IPCX_MEM_EXPAND_BWD | IPCX_MEM_EXPAND_FWD, 12000, 14000, x->p[0],
+			 &got, &out);
+}
+
+static void sw_op_shrink(struct sw_ctx *x)
+{
+	size_t got;
+	void *out;
+
+	ipcx_mem_command(x->m, IPCX_MEM_SHRINK_IN_PLACE, 3000, 1000, x->p[1], &got, &out);
+}
+
+static void sw_setup_trim(struct sw_ctx *x)
+{
+	sw_fill(x, 16, 1);
+	x->p[1] = ipcx_mem_alloc(x->m, 20000);	/* used: the run's neighbour */
+	ipcx_mem_free(x->m, x->p[0]);		/* one empty run, kept */
+}
+
+FIXTURE(crash_points) {
+	char *buf;
+};
+
+FIXTURE_VARIANT(crash_points) {
+	size_t init_size;
+	void (*setup)(struct sw_ctx *x);
+	void (*op)(struct sw_ctx *x);
+	/* if set, a call that repairs what @op leaves (it takes the same
+	 * locks), killed in turn at each of its stores */
+	void (*fix)(struct sw_ctx *x);
+};
+
+FIXTURE_VARIANT_ADD(crash_points, first_run) { 0, sw_setup_none, sw_op_small };
+FIXTURE_VARIANT_ADD(crash_points, run_after_run) { 0, sw_setup_run, sw_op_new_run, sw_op_new_run };
+FIXTURE_VARIANT_ADD(crash_points, small_free) { 0, sw_setup_run, sw_op_free0 };
+FIXTURE_VARIANT_ADD(crash_points, release_run) { 0, sw_setup_release, sw_op_free0, sw_op_new_run };
+FIXTURE_VARIANT_ADD(crash_points, trim) { 0, sw_setup_trim, sw_op_trim, sw_op_small };
+FIXTURE_VARIANT_ADD(crash_points, large_alloc) { 0, sw_setup_three, sw_op_large };
+FIXTURE_VARIANT_ADD(crash_points, large_free_coalesce) { 0, sw_setup_three, sw_op_free0, sw_op_large };
+FIXTURE_VARIANT_ADD(crash_points, large_free_used_sides) { 0, sw_setup_three, sw_op_free1 };
+FIXTURE_VARIANT_ADD(crash_points, aligned_alloc) { 0, sw_setup_run, sw_op_aligned };
+FIXTURE_VARIANT_ADD(crash_points, expand_fwd) { 0, sw_setup_three, sw_op_expand_fwd };
+FIXTURE_VARIANT_ADD(crash_points, expand_bwd) { 0, sw_setup_three, sw_op_expand_bwd, sw_op_large };
+FIXTURE_VARIANT_ADD(crash_points, shrink_in_place) { 0, sw_setup_trim, sw_op_shrink };
+FIXTURE_VARIANT_ADD(crash_points, grow) { SW_LEN / 2, sw_setup_three, sw_op_grow, sw_op_large };
+
+FIXTURE_SETUP(crash_points)
+{
+	self->buf = region(SW_LEN);
+	ASSERT_NE(NULL, self->buf);
+}
+
+FIXTURE_TEARDOWN(crash_points)
+{
+	munmap(self->buf, SW_LEN);
+}
+
+/* Use the whole region, then give everything back: every list is walked. */
+static int sw_workout(struct ipcx_mem *m)
+{
+	static void *q[8192];
+	int n, i;
+
+	rng_state = 77;
+	for (n = 0; n < 8192; n++) {
+		q[n] = ipcx_mem_alloc(m, rnd() % 4 ? 1 + rnd() % 2000 : 1 + rnd() % 30000);
+		if (!q[n])
+			break;
+	}
+	for (i = 0; i < n; i++)
+		if (ipcx_mem_free(m, q[i]))
+			return -1;
+	return n;
+}
+
+#if defined(__x86_64__)
+/* Run @op in a child that dies before its store @k (never if @k is 0). */
+static int sw_child(struct sw_ctx *x, void (*op)(struct sw_ctx *x), long k)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		struct sigaction sa = { .sa_sigaction = sw_segv,
+					.sa_flags = SA_SIGINFO | SA_NODEFER };
+		struct sigaction st = { .sa_sigaction = sw_trap,
+					.sa_flags = SA_SIGINFO | SA_NODEFER };
+
+		sw_left = k ? k : -1;
+		if (sigaction(SIGSEGV, &sa, NULL) || sigaction(SIGTRAP, &st, NULL) ||
+		    mprotect(sw_lo, SW_LEN, PROT_READ))
+			_exit(92);
+		op(x);
+		mprotect(sw_lo, SW_LEN, PROT_READ | PROT_WRITE);
+		_exit(0);
+	}
+	return t_wait(pid);
+}
+
+/*
+ * A fresh region with the variant's setup, then @op killed before its
+ * store @k1 and, if @k2, the variant's repairing call killed before its
+ * store @k2. Returns the last child's status, or -1.
+ */
+static int sw_round(char *buf, const FIXTURE_VARIANT(crash_points) *v, struct sw_ctx *x,
+		    long k1, long k2)
+{
+	struct ipcx_mem_report r;
+	int ret;
+
+	memset(buf, 0, SW_LEN);
+	memset(x, 0, sizeof(*x));
+	x->m = ipcx_mem_init(buf, v->init_size ? v->init_size : SW_LEN, NULL);
+	if (!x->m)
+		return -1;
+	v->setup(x);
+	if (check_clean(x->m, &r))
+		return -1;
+	ret = sw_child(x, v->op, k1);
+	if (ret != 128 + SIGKILL || !k2)
+		return ret;
+	return sw_child(x, v->fix, k2);
+}
+
+/* After a death: clean check, the region usable, clean again. */
+static int sw_verify(struct ipcx_mem *m, const char **what, uint64_t *off)
+{
+	struct ipcx_mem_report r;
+	int ret = check_clean(m, &r);
+
+	if (!ret) {
+		if (sw_workout(m) <= 10)
+			return -ENOMEM;
+		ret = check_clean(m, &r);
+	}
+	if (ret) {
+		*what = r.first_error;
+		*off = r.first_error_off;
+	}
+	return ret;
+}
+#endif
+
+TEST_F_TIMEOUT(crash_points, every_store, 120)
+{
+#if defined(__x86_64__)
+	const char *what = NULL;
+	uint64_t off = 0;
+	struct sw_ctx x;
+	long k, n, k1, k2, deep = 0;
+	int ret;
+
+	sw_lo = self->buf;
+	for (k = 1; k <= SW_MAXK; k++) {
+		ret = sw_round(self->buf, variant, &x, k, 0);
+		if (ret == 0)
+			break;		/* the call completed: every point done */
+		ASSERT_EQ(128 + SIGKILL, ret);
+		ret = sw_verify(x.m, &what, &off);
+		if (ret)
+			TH_LOG("died before store %ld: %s at %#llx", k, what,
+			       (unsigned long long)off);
+		ASSERT_EQ(0, ret);
+	}
+	n = k - 1;
+	ASSERT_LT(k, SW_MAXK);
+	ASSERT_GT(n, 3);
+	/* The repairer dies too: at each store of its call, for three first deaths. */
+	for (k1 = n / 3; variant->fix && k1 < n; k1 += n / 3) {
+		for (k2 = 1; k2 <= SW_MAXK; k2++, deep++) {
+			ret = sw_round(self->buf, variant, &x, k1, k2);
+			if (ret == 0)
+				break;
+			ASSERT_EQ(128 + SIGKILL, ret);
+			ret = sw_verify(x.m, &what, &off);
+			if (ret)
+				TH_LOG("died before store %ld, repairer before %ld: %s at %#llx",
+				       k1, k2, what, (unsigned long long)off);
+			ASSERT_EQ(0, ret);
+		}
+		ASSERT_LT(k2, SW_MAXK);
+	}
+	TH_LOG("%ld crash points, %ld more with a dying repairer", n, deep);
+#else
+	SKIP(return, "single-stepping is x86-64 only here");
+#endif
+}
+
 /* SIGKILL children at random points of alloc/free; the region stays consistent. */
 TEST(kill_torture)
 {
