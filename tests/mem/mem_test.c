@@ -623,6 +623,7 @@ TEST(kill_in_new_run)
  * completes, so every store of the call is a death point: lock words and
  * robust-list links, logged stores and plain ones. After each death the
  * survivor's check must be clean and the whole region usable again.
+ * (t_die_at_store() in ipcx_test.h does the stepping.)
  */
 #define SW_LEN		(2u << 20)
 #define SW_MAXK		4000
@@ -632,34 +633,6 @@ struct sw_ctx {
 	void *p[80];
 };
 
-static char *sw_lo;
-static volatile long sw_left;
-
-#if defined(__x86_64__)
-#include <ucontext.h>
-
-static void sw_segv(int sig, siginfo_t *si, void *ucv)
-{
-	ucontext_t *uc = ucv;
-	char *a = si->si_addr;
-
-	if (a < sw_lo || a >= sw_lo + SW_LEN)
-		_exit(90);	/* a fault nobody planned */
-	mprotect(sw_lo, SW_LEN, PROT_READ | PROT_WRITE);
-	if (--sw_left == 0)
-		kill(getpid(), SIGKILL);	/* before store K */
-	uc->uc_mcontext.gregs[REG_EFL] |= 0x100;
-}
-
-static void sw_trap(int sig, siginfo_t *si, void *ucv)
-{
-	ucontext_t *uc = ucv;
-
-	uc->uc_mcontext.gregs[REG_EFL] &= ~0x100ll;
-	mprotect(sw_lo, SW_LEN, PROT_READ);
-}
-#endif
-
 static void sw_fill(struct sw_ctx *x, size_t sz, int n)
 {
 	int i;
@@ -668,16 +641,70 @@ static void sw_fill(struct sw_ctx *x, size_t sz, int n)
 		x->p[i] = ipcx_mem_alloc(x->m, sz);
 }
 
-static void sw_setup_none(struct sw_ctx *x) { }
-static void sw_setup_run(struct sw_ctx *x) { x->p[0] = ipcx_mem_alloc(x->m, 16); }
-static void sw_op_small(struct sw_ctx *x) { ipcx_mem_alloc(x->m, 16); }
-static void sw_op_new_run(struct sw_ctx *x) { ipcx_mem_alloc(x->m, 1000); }
-static void sw_op_free0(struct sw_ctx *x) { ipcx_mem_free(x->m, x->p[0]); }
-static void sw_op_free1(struct sw_ctx *x) { ipcx_mem_free(x->m, x->p[1]); }
-static void sw_op_large(struct sw_ctx *x) { ipcx_mem_alloc(x->m, 5000); }
-static void sw_op_aligned(struct sw_ctx *x) { ipcx_mem_alloc_aligned(x->m, 5000, 65536); }
-static void sw_op_trim(struct sw_ctx *x) { ipcx_mem_trim(x->m); }
-static void sw_op_grow(struct sw_ctx *x) { ipcx_mem_grow(x->m, SW_LEN); }
+static void sw_setup_none(struct sw_ctx *x)
+{
+}
+
+static void sw_setup_run(struct sw_ctx *x)
+{
+	x->p[0] = ipcx_mem_alloc(x->m, 16);
+}
+
+static void sw_op_small(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_alloc(x->m, 16);
+}
+
+static void sw_op_new_run(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_alloc(x->m, 1000);
+}
+
+static void sw_op_free0(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_free(x->m, x->p[0]);
+}
+
+static void sw_op_free1(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_free(x->m, x->p[1]);
+}
+
+static void sw_op_large(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_alloc(x->m, 5000);
+}
+
+static void sw_op_aligned(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_alloc_aligned(x->m, 5000, 65536);
+}
+
+static void sw_op_trim(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_trim(x->m);
+}
+
+static void sw_op_grow(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_grow(x->m, SW_LEN);
+}
 
 /* Two empty runs of the 1024 B class would be one too many: freeing the last
  * block of the first run gives that run back to the large allocator. */
@@ -706,16 +733,18 @@ static void sw_setup_three(struct sw_ctx *x)
 	x->p[2] = q[4];
 }
 
-static void sw_op_expand_fwd(struct sw_ctx *x)
+static void sw_op_expand_fwd(void *arg)
 {
+	struct sw_ctx *x = arg;
 	size_t got;
 	void *out;
 
 	ipcx_mem_command(x->m, IPCX_MEM_EXPAND_FWD, 6000, 9000, x->p[0], &got, &out);
 }
 
-static void sw_op_expand_bwd(struct sw_ctx *x)
+static void sw_op_expand_bwd(void *arg)
 {
+	struct sw_ctx *x = arg;
 	size_t got;
 	void *out;
 
@@ -723,8 +752,9 @@ static void sw_op_expand_bwd(struct sw_ctx *x)
 			 &got, &out);
 }
 
-static void sw_op_shrink(struct sw_ctx *x)
+static void sw_op_shrink(void *arg)
 {
+	struct sw_ctx *x = arg;
 	size_t got;
 	void *out;
 
@@ -745,10 +775,10 @@ FIXTURE(crash_points) {
 FIXTURE_VARIANT(crash_points) {
 	size_t init_size;
 	void (*setup)(struct sw_ctx *x);
-	void (*op)(struct sw_ctx *x);
+	void (*op)(void *x);
 	/* if set, a call that repairs what @op leaves (it takes the same
 	 * locks), killed in turn at each of its stores */
-	void (*fix)(struct sw_ctx *x);
+	void (*fix)(void *x);
 };
 
 FIXTURE_VARIANT_ADD(crash_points, first_run) { 0, sw_setup_none, sw_op_small };
@@ -794,31 +824,6 @@ static int sw_workout(struct ipcx_mem *m)
 	return n;
 }
 
-#if defined(__x86_64__)
-/* Run @op in a child that dies before its store @k (never if @k is 0). */
-static int sw_child(struct sw_ctx *x, void (*op)(struct sw_ctx *x), long k)
-{
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (!pid) {
-		struct sigaction sa = { .sa_sigaction = sw_segv,
-					.sa_flags = SA_SIGINFO | SA_NODEFER };
-		struct sigaction st = { .sa_sigaction = sw_trap,
-					.sa_flags = SA_SIGINFO | SA_NODEFER };
-
-		sw_left = k ? k : -1;
-		if (sigaction(SIGSEGV, &sa, NULL) || sigaction(SIGTRAP, &st, NULL) ||
-		    mprotect(sw_lo, SW_LEN, PROT_READ))
-			_exit(92);
-		op(x);
-		mprotect(sw_lo, SW_LEN, PROT_READ | PROT_WRITE);
-		_exit(0);
-	}
-	return t_wait(pid);
-}
-
 /*
  * A fresh region with the variant's setup, then @op killed before its
  * store @k1 and, if @k2, the variant's repairing call killed before its
@@ -838,10 +843,10 @@ static int sw_round(char *buf, const FIXTURE_VARIANT(crash_points) *v, struct sw
 	v->setup(x);
 	if (check_clean(x->m, &r))
 		return -1;
-	ret = sw_child(x, v->op, k1);
+	ret = t_die_at_store(buf, SW_LEN, k1, v->op, x);
 	if (ret != 128 + SIGKILL || !k2)
 		return ret;
-	return sw_child(x, v->fix, k2);
+	return t_die_at_store(buf, SW_LEN, k2, v->fix, x);
 }
 
 /* After a death: clean check, the region usable, clean again. */
@@ -861,7 +866,6 @@ static int sw_verify(struct ipcx_mem *m, const char **what, uint64_t *off)
 	}
 	return ret;
 }
-#endif
 
 TEST_F_TIMEOUT(crash_points, every_store, 120)
 {
@@ -872,7 +876,6 @@ TEST_F_TIMEOUT(crash_points, every_store, 120)
 	long k, n, k1, k2, deep = 0;
 	int ret;
 
-	sw_lo = self->buf;
 	for (k = 1; k <= SW_MAXK; k++) {
 		ret = sw_round(self->buf, variant, &x, k, 0);
 		if (ret == 0)
