@@ -134,4 +134,78 @@ static inline int t_machine_lock(void)
 	return fd;
 }
 
+/*
+ * Crash points without hooks in the library: run @fn(@arg) in a child whose
+ * mapping of [@lo, @lo + @len) (page aligned) is read-only. Each store into
+ * the range faults; the handler makes the range writable, lets that one
+ * store run with a single step (x86-64 trap flag) and protects the range
+ * again from the SIGTRAP handler. Before store number @k (1-based) the child
+ * makes the range writable again (so the kernel's robust-list walk can mark
+ * the locks it holds) and kills itself with SIGKILL. @k = 0: never.
+ * Returns the child's status as t_wait() does: 128 + SIGKILL when it died,
+ * 0 when @fn returned before store @k, -1 if it could not run (also on
+ * other architectures: the caller SKIPs).
+ */
+#if defined(__x86_64__)
+#include <ucontext.h>
+
+static char *t_store_lo;
+static size_t t_store_len;
+static volatile long t_store_left;
+
+static inline void t_store_segv(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	char *a = si->si_addr;
+
+	(void)sig;
+	if (a < t_store_lo || a >= t_store_lo + t_store_len)
+		_exit(90);	/* a fault nobody planned */
+	mprotect(t_store_lo, t_store_len, PROT_READ | PROT_WRITE);
+	if (--t_store_left == 0)
+		kill(getpid(), SIGKILL);
+	uc->uc_mcontext.gregs[REG_EFL] |= 0x100;
+}
+
+static inline void t_store_trap(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+
+	(void)sig;
+	(void)si;
+	uc->uc_mcontext.gregs[REG_EFL] &= ~0x100ll;
+	mprotect(t_store_lo, t_store_len, PROT_READ);
+}
+#endif
+
+static inline int t_die_at_store(void *lo, size_t len, long k, void (*fn)(void *arg), void *arg)
+{
+#if defined(__x86_64__)
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		struct sigaction sa = { .sa_sigaction = t_store_segv,
+					.sa_flags = SA_SIGINFO | SA_NODEFER };
+		struct sigaction st = { .sa_sigaction = t_store_trap,
+					.sa_flags = SA_SIGINFO | SA_NODEFER };
+
+		t_store_lo = lo;
+		t_store_len = len;
+		t_store_left = k ? k : -1;
+		if (sigaction(SIGSEGV, &sa, NULL) || sigaction(SIGTRAP, &st, NULL) ||
+		    mprotect(lo, len, PROT_READ))
+			_exit(92);
+		fn(arg);
+		mprotect(lo, len, PROT_READ | PROT_WRITE);
+		_exit(0);
+	}
+	return t_wait(pid);
+#else
+	(void)lo; (void)len; (void)k; (void)fn; (void)arg;
+	return -1;
+#endif
+}
+
 #endif /* IPCX_TEST_H */

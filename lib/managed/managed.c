@@ -872,10 +872,23 @@ static int rehash(struct ipcx_managed *s, uint64_t ncap)
 		t[j] = ot[i];
 		live++;
 	}
-	/* Publish: the new table is complete before these stores. */
+	/*
+	 * Publish: the new table is complete before these stores. Their order
+	 * keeps the header valid for seg_validate() after each store and each
+	 * step of a rollback (a process killed in between leaves a segment
+	 * that must still open, to be rolled back by its next locker): the
+	 * table first when it grows (the old cap fits the new table), the cap
+	 * first for the first table (no table: the cap is not looked at) and
+	 * when it shrinks (the new cap fits the old table).
+	 */
 	gen_begin(s);
-	SW(s, &h->table, (uint64_t)((char *)t - s->base));
-	SW(s, &h->cap, ncap);
+	if (old && ncap >= cap) {
+		SW(s, &h->table, (uint64_t)((char *)t - s->base));
+		SW(s, &h->cap, ncap);
+	} else {
+		SW(s, &h->cap, ncap);
+		SW(s, &h->table, (uint64_t)((char *)t - s->base));
+	}
 	SW(s, &h->used, live);
 	gen_end(s);
 	ipcx_lk_commit(&h->lk);

@@ -421,10 +421,21 @@ static uint64_t new_run(struct ipcx_mem *m, struct mclass *k, unsigned int c)
 		 * Written under the large lock (a rollback makes it part of a
 		 * free block again), so a committed run is always complete and a
 		 * class repair finds it even if we die before linking it.
+		 *
+		 * magic and bsize sit at o + 8 and o + 16: when the block was
+		 * taken whole from the front of a free block (the usual case:
+		 * the free space right after another run), those words were
+		 * that free block's bin links, and a rollback brings the free
+		 * block back. So they are logged like every other store that
+		 * can land on free-block metadata; a plain store there left a
+		 * rolled-back free block linking to RUN_MAGIC | c, and the next
+		 * walk of that bin faulted. The rest of the header lies inside
+		 * the free block's body (its footer is at least RUN_BLOCK - 8
+		 * further on), where a rolled-back op may leave any bytes.
 		 */
 		r = run_of(m, o);
-		r->magic = RUN_MAGIC | c;
-		r->bsize = bs;
+		LW(m, &r->magic, RUN_MAGIC | c);
+		LW(m, &r->bsize, bs);
 		r->live = 0;
 		r->hint = 0;
 		r->next = r->prev = r->linked = r->pad = 0;
@@ -1141,8 +1152,14 @@ int ipcx_mem_grow(struct ipcx_mem *m, uint64_t new_size)
 	sh = *W(m, old_end);
 	LW(m, W(m, new_end), F_USED | F_PUSED);
 	LW(m, W(m, old_end), (new_end - old_end) | F_USED | (sh & F_PUSED));
-	LW(m, &m->end, new_end);
+	/*
+	 * Size before end: the header passes ipcx_mem_attach() (end < size)
+	 * after each store and after each step of a rollback, so a call
+	 * killed here leaves a region that still opens and is repaired by
+	 * its next locker (end first made it -EPROTO to every opener).
+	 */
 	LW(m, &m->size, new_size);
+	LW(m, &m->end, new_end);
 	large_put(m, old_end);
 	ipcx_lk_unlock(&m->lk);
 	return 0;

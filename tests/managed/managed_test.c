@@ -976,4 +976,215 @@ TEST_F(seg, check_reports_corrupted_index)
 	munmap(copy, sz);
 }
 
+/*
+ * Every crash point of one segment call (t_die_at_store() in ipcx_test.h):
+ * a buffer segment in shared memory; a child runs the call with the
+ * segment read-only and is killed before its store K, for K = 1, 2, ...
+ * until the call completes (segment lock, index, allocator, robust links).
+ * After each death the segment must open again, check clean, hold the
+ * object the call made or destroyed whole or not at all, and still work.
+ */
+#define MSW_LEN		(1u << 20)
+#define MSW_MAXK	6000
+
+struct msw {
+	struct ipcx_managed *s;
+	void *anon;
+};
+
+static int msw_init(void *p, size_t i, void *arg)
+{
+	*(uint64_t *)p = 0x1234 + i;
+	return 0;
+}
+
+static struct ipcx_obj_spec msw_spec(void)
+{
+	struct ipcx_obj_spec sp = spec_of(9, 8, 4);
+
+	sp.init = msw_init;
+	return sp;
+}
+
+static void msw_some(struct msw *x, int n)
+{
+	struct ipcx_obj_spec sp = spec_of(9, 8, 1);
+	char nm[16];
+	void *p;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(nm, sizeof(nm), "k%d", i);
+		ipcx_managed_construct(x->s, nm, &sp, &p);
+	}
+}
+
+static void msw_setup_none(struct msw *x)
+{
+}
+
+static void msw_setup_one(struct msw *x)
+{
+	msw_some(x, 1);
+}
+
+/* 51 names: the next construct rebuilds the 64-slot index. */
+static void msw_setup_full(struct msw *x)
+{
+	msw_some(x, 51);
+}
+
+static void msw_setup_x(struct msw *x)
+{
+	struct ipcx_obj_spec sp = msw_spec();
+	void *p;
+
+	msw_some(x, 1);
+	ipcx_managed_construct(x->s, "x", &sp, &p);
+	ipcx_managed_construct_anon(x->s, &sp, &x->anon);
+}
+
+static void msw_construct(void *arg)
+{
+	struct ipcx_obj_spec sp = msw_spec();
+	struct msw *x = arg;
+	void *p;
+
+	ipcx_managed_construct(x->s, "x", &sp, &p);
+}
+
+static void msw_find_or_construct(void *arg)
+{
+	struct ipcx_obj_spec sp = msw_spec();
+	struct msw *x = arg;
+	void *p;
+
+	ipcx_managed_find_or_construct(x->s, "x", &sp, &p, NULL);
+}
+
+static void msw_destroy(void *arg)
+{
+	struct msw *x = arg;
+
+	ipcx_managed_destroy(x->s, "x", 9, NULL, NULL);
+}
+
+static void msw_anon(void *arg)
+{
+	struct ipcx_obj_spec sp = msw_spec();
+	struct msw *x = arg;
+	void *p;
+
+	ipcx_managed_construct_anon(x->s, &sp, &p);
+}
+
+static void msw_destroy_anon(void *arg)
+{
+	struct msw *x = arg;
+
+	ipcx_managed_destroy_ptr(x->s, x->anon, NULL, NULL);
+}
+
+FIXTURE(seg_crash_points) {
+	char *buf;
+};
+
+FIXTURE_VARIANT(seg_crash_points) {
+	void (*setup)(struct msw *x);
+	void (*op)(void *x);
+	int named;		/* names the setup made besides "x" */
+};
+
+FIXTURE_VARIANT_ADD(seg_crash_points, first_construct) { msw_setup_none, msw_construct, 0 };
+FIXTURE_VARIANT_ADD(seg_crash_points, construct) { msw_setup_one, msw_construct, 1 };
+FIXTURE_VARIANT_ADD(seg_crash_points, construct_rehash) { msw_setup_full, msw_construct, 51 };
+FIXTURE_VARIANT_ADD(seg_crash_points, find_or_construct) { msw_setup_one, msw_find_or_construct, 1 };
+FIXTURE_VARIANT_ADD(seg_crash_points, destroy) { msw_setup_x, msw_destroy, 1 };
+FIXTURE_VARIANT_ADD(seg_crash_points, construct_anon) { msw_setup_one, msw_anon, 1 };
+FIXTURE_VARIANT_ADD(seg_crash_points, destroy_anon) { msw_setup_x, msw_destroy_anon, 1 };
+
+FIXTURE_SETUP(seg_crash_points)
+{
+	self->buf = t_shared(MSW_LEN);
+	ASSERT_NE(NULL, self->buf);
+}
+
+FIXTURE_TEARDOWN(seg_crash_points)
+{
+	munmap(self->buf, MSW_LEN);
+}
+
+static int msw_err;
+
+/* After a death: 0, or a line number of what failed. */
+static int msw_verify(char *buf, int named, struct ipcx_managed_report *r)
+{
+	struct ipcx_obj_spec sp = spec_of(9, 8, 1);
+	struct ipcx_managed *b;
+	uint64_t *p;
+	size_t n, i;
+	int ret, fail = 0;
+
+	memset(r, 0, sizeof(*r));
+	msw_err = ipcx_managed_open_buffer(buf, MSW_LEN, IPCX_OPEN_ONLY, &b);
+	if (msw_err)
+		return __LINE__;
+	if (check(b, r) || r->errors)
+		fail = __LINE__;
+	ret = ipcx_managed_find(b, "x", 9, (void **)&p, &n);
+	if (!fail && ret == 0) {
+		if (n != 4)
+			fail = __LINE__;
+		for (i = 0; i < n && !fail; i++)
+			if (p[i] != 0x1234 + i)
+				fail = __LINE__;
+		named++;
+	} else if (!fail && ret != -ENOENT) {
+		fail = __LINE__;
+	}
+	if (!fail && ipcx_managed_count(b, IPCX_OBJ_NAMED) != named)
+		fail = __LINE__;
+	if (!fail && (ipcx_managed_construct(b, "y", &sp, (void **)&p) ||
+		      ipcx_managed_destroy(b, "y", 9, NULL, NULL) ||
+		      (ret == 0 && ipcx_managed_destroy(b, "x", 9, NULL, NULL))))
+		fail = __LINE__;
+	if (!fail && (check(b, r) || r->errors))
+		fail = __LINE__;
+	ipcx_managed_close(b);
+	return fail;
+}
+
+TEST_F_TIMEOUT(seg_crash_points, every_store, 120)
+{
+#if defined(__x86_64__)
+	struct ipcx_managed_report r;
+	struct msw x;
+	long k;
+	int ret;
+
+	memset(&x, 0, sizeof(x));
+	for (k = 1; k <= MSW_MAXK; k++) {
+		memset(self->buf, 0, MSW_LEN);
+		ASSERT_EQ(0, ipcx_managed_open_buffer(self->buf, MSW_LEN, IPCX_CREATE_ONLY, &x.s));
+		variant->setup(&x);
+		ret = t_die_at_store(self->buf, MSW_LEN, k, variant->op, &x);
+		ipcx_managed_close(x.s);
+		if (ret == 0)
+			break;		/* the call completed: every point done */
+		ASSERT_EQ(128 + SIGKILL, ret);
+		ret = msw_verify(self->buf, variant->named, &r);
+		if (ret)
+			TH_LOG("died before store %ld: failed at line %d (open %d, %s / %s)", k,
+			       ret, msw_err, r.first_error ? r.first_error : "-",
+			       r.mem.first_error ? r.mem.first_error : "-");
+		ASSERT_EQ(0, ret);
+	}
+	ASSERT_LT(k, MSW_MAXK);
+	ASSERT_GT(k, 3);
+	TH_LOG("%ld crash points", k - 1);
+#else
+	SKIP(return, "single-stepping is x86-64 only here");
+#endif
+}
+
 TEST_HARNESS_MAIN

@@ -523,6 +523,394 @@ TEST(four_processes)
 	munmap(buf, len);
 }
 
+/*
+ * Death at a chosen point: inside the creation of a size-class run, after
+ * the run header is written and before the large allocator's commit. The
+ * run's block is the free block right after an existing run, so its header
+ * words are that free block's bin links; the next locker rolls the op back
+ * and the block must come back as a free block with intact links.
+ *
+ * The point is found with page protection, no hooks in the library: the
+ * child's mapping of the new run's chunk page is read-only, so the first
+ * run-header store faults; the handler opens that page and closes the
+ * region's first page (the large lock and its log length), so the next
+ * store there (the commit) faults and the handler kills the process.
+ */
+static char *kr_chunk, *kr_hdr;
+static volatile sig_atomic_t kr_stage;
+
+static void kr_segv(int sig, siginfo_t *si, void *uc)
+{
+	char *a = si->si_addr;
+
+	if (kr_stage == 0 && a >= kr_chunk && a < kr_chunk + 4096) {
+		kr_stage = 1;
+		if (mprotect(kr_chunk, 4096, PROT_READ | PROT_WRITE) ||
+		    mprotect(kr_hdr, 4096, PROT_READ))
+			_exit(91);
+		return;
+	}
+	if (kr_stage == 1 && a >= kr_hdr && a < kr_hdr + 4096) {
+		/* Writable again for the kernel's robust-list walk (the store
+		 * itself never runs: SIGKILL to self ends us in the syscall). */
+		mprotect(kr_hdr, 4096, PROT_READ | PROT_WRITE);
+		kill(getpid(), SIGKILL);
+	}
+	_exit(90);	/* a fault nobody planned */
+}
+
+TEST(kill_in_new_run)
+{
+	char *buf = region(REGION);
+	struct ipcx_mem *m = ipcx_mem_init(buf, REGION, NULL);
+	struct ipcx_mem_report r;
+	void *a, *b, *big[64];
+	uint64_t free0;
+	pid_t pid;
+	int i, n;
+
+	ASSERT_NE(NULL, m);
+	ASSERT_EQ(0, (uintptr_t)buf % 4096);
+	free0 = ipcx_mem_free_memory(m);
+	a = ipcx_mem_alloc(m, 16);		/* the first run */
+	ASSERT_NE(NULL, a);
+	/* The next run goes right after it: its header is the free tail's links. */
+	kr_chunk = buf + (((char *)a - buf) & ~(size_t)0xffff) + 0x10000;	/* chunks: 64 KiB of offset */
+	kr_hdr = buf;
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		struct sigaction sa = { .sa_sigaction = kr_segv, .sa_flags = SA_SIGINFO };
+
+		if (sigaction(SIGSEGV, &sa, NULL) || mprotect(kr_chunk, 4096, PROT_READ))
+			_exit(92);
+		ipcx_mem_alloc(m, 1000);	/* another class: a new run */
+		_exit(kr_stage == 0 ? 93 : 94);
+	}
+	ASSERT_EQ(128 + SIGKILL, t_wait(pid));
+	/* The survivor repairs: consistent, and the free lists are walkable. */
+	ASSERT_EQ(0, check_clean(m, &r));
+	ASSERT_GT(r.repairs, 0);
+	/* Rolled back exactly: the run is made again where the dead call put it. */
+	b = ipcx_mem_alloc(m, 1000);
+	ASSERT_NE(NULL, b);
+	ASSERT_EQ(kr_chunk, buf + (((char *)b - buf) & ~(size_t)0xffff));
+	for (n = 0; n < 64; n++) {
+		big[n] = ipcx_mem_alloc(m, 3000 + (size_t)n * 1000);
+		if (!big[n])
+			break;
+	}
+	ASSERT_GT(n, 10);
+	ASSERT_EQ(0, check_clean(m, &r));
+	for (i = 0; i < n; i++)
+		ASSERT_EQ(0, ipcx_mem_free(m, big[i]));
+	ASSERT_EQ(0, ipcx_mem_free(m, a));
+	ASSERT_EQ(0, ipcx_mem_free(m, b));
+	ASSERT_TRUE(ipcx_mem_all_freed(m));
+	ipcx_mem_trim(m);
+	ASSERT_EQ(free0, ipcx_mem_free_memory(m));
+	ASSERT_EQ(0, check_clean(m, &r));
+	ASSERT_EQ(1, r.free_blocks);
+	munmap(buf, REGION);
+}
+
+/*
+ * Every crash point of one call, swept. A child runs one allocator call
+ * with the whole region read-only: each store into the region faults, the
+ * handler lets that one store through (region writable, one single step
+ * with the x86-64 trap flag, then read-only again), and at store K the
+ * child is killed before the store happens. K = 1, 2, ... until the call
+ * completes, so every store of the call is a death point: lock words and
+ * robust-list links, logged stores and plain ones. After each death the
+ * survivor's check must be clean and the whole region usable again.
+ * (t_die_at_store() in ipcx_test.h does the stepping.)
+ */
+#define SW_LEN		(2u << 20)
+#define SW_MAXK		4000
+
+struct sw_ctx {
+	struct ipcx_mem *m;
+	void *p[80];
+};
+
+static void sw_fill(struct sw_ctx *x, size_t sz, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		x->p[i] = ipcx_mem_alloc(x->m, sz);
+}
+
+static void sw_setup_none(struct sw_ctx *x)
+{
+}
+
+static void sw_setup_run(struct sw_ctx *x)
+{
+	x->p[0] = ipcx_mem_alloc(x->m, 16);
+}
+
+static void sw_op_small(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_alloc(x->m, 16);
+}
+
+static void sw_op_new_run(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_alloc(x->m, 1000);
+}
+
+static void sw_op_free0(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_free(x->m, x->p[0]);
+}
+
+static void sw_op_free1(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_free(x->m, x->p[1]);
+}
+
+static void sw_op_large(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_alloc(x->m, 5000);
+}
+
+static void sw_op_aligned(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_alloc_aligned(x->m, 5000, 65536);
+}
+
+static void sw_op_trim(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_trim(x->m);
+}
+
+static void sw_op_grow(void *arg)
+{
+	struct sw_ctx *x = arg;
+
+	ipcx_mem_grow(x->m, SW_LEN);
+}
+
+/* Two empty runs of the 1024 B class would be one too many: freeing the last
+ * block of the first run gives that run back to the large allocator. */
+static void sw_setup_release(struct sw_ctx *x)
+{
+	int i;
+
+	sw_fill(x, 1000, 64);		/* 63 per run: the 64th opens a second run */
+	ipcx_mem_free(x->m, x->p[63]);	/* second run empty (kept) */
+	for (i = 1; i < 63; i++)
+		ipcx_mem_free(x->m, x->p[i]);
+}
+
+/* used | free | b | free | used: freeing b coalesces both sides. */
+static void sw_setup_three(struct sw_ctx *x)
+{
+	void *q[5];
+	int i;
+
+	for (i = 0; i < 5; i++)
+		q[i] = ipcx_mem_alloc(x->m, 5000);
+	ipcx_mem_free(x->m, q[1]);
+	ipcx_mem_free(x->m, q[3]);
+	x->p[0] = q[2];			/* between two free blocks */
+	x->p[1] = q[0];
+	x->p[2] = q[4];
+}
+
+static void sw_op_expand_fwd(void *arg)
+{
+	struct sw_ctx *x = arg;
+	size_t got;
+	void *out;
+
+	ipcx_mem_command(x->m, IPCX_MEM_EXPAND_FWD, 6000, 9000, x->p[0], &got, &out);
+}
+
+static void sw_op_expand_bwd(void *arg)
+{
+	struct sw_ctx *x = arg;
+	size_t got;
+	void *out;
+
+	ipcx_mem_command(x->m, IPCX_MEM_EXPAND_BWD | IPCX_MEM_EXPAND_FWD, 12000, 14000, x->p[0],
+			 &got, &out);
+}
+
+static void sw_op_shrink(void *arg)
+{
+	struct sw_ctx *x = arg;
+	size_t got;
+	void *out;
+
+	ipcx_mem_command(x->m, IPCX_MEM_SHRINK_IN_PLACE, 3000, 1000, x->p[1], &got, &out);
+}
+
+static void sw_setup_trim(struct sw_ctx *x)
+{
+	sw_fill(x, 16, 1);
+	x->p[1] = ipcx_mem_alloc(x->m, 20000);	/* used: the run's neighbour */
+	ipcx_mem_free(x->m, x->p[0]);		/* one empty run, kept */
+}
+
+FIXTURE(crash_points) {
+	char *buf;
+};
+
+FIXTURE_VARIANT(crash_points) {
+	size_t init_size;
+	void (*setup)(struct sw_ctx *x);
+	void (*op)(void *x);
+	/* if set, a call that repairs what @op leaves (it takes the same
+	 * locks), killed in turn at each of its stores */
+	void (*fix)(void *x);
+};
+
+FIXTURE_VARIANT_ADD(crash_points, first_run) { 0, sw_setup_none, sw_op_small };
+FIXTURE_VARIANT_ADD(crash_points, run_after_run) { 0, sw_setup_run, sw_op_new_run, sw_op_new_run };
+FIXTURE_VARIANT_ADD(crash_points, small_free) { 0, sw_setup_run, sw_op_free0 };
+FIXTURE_VARIANT_ADD(crash_points, release_run) { 0, sw_setup_release, sw_op_free0, sw_op_new_run };
+FIXTURE_VARIANT_ADD(crash_points, trim) { 0, sw_setup_trim, sw_op_trim, sw_op_small };
+FIXTURE_VARIANT_ADD(crash_points, large_alloc) { 0, sw_setup_three, sw_op_large };
+FIXTURE_VARIANT_ADD(crash_points, large_free_coalesce) { 0, sw_setup_three, sw_op_free0, sw_op_large };
+FIXTURE_VARIANT_ADD(crash_points, large_free_used_sides) { 0, sw_setup_three, sw_op_free1 };
+FIXTURE_VARIANT_ADD(crash_points, aligned_alloc) { 0, sw_setup_run, sw_op_aligned };
+FIXTURE_VARIANT_ADD(crash_points, expand_fwd) { 0, sw_setup_three, sw_op_expand_fwd };
+FIXTURE_VARIANT_ADD(crash_points, expand_bwd) { 0, sw_setup_three, sw_op_expand_bwd, sw_op_large };
+FIXTURE_VARIANT_ADD(crash_points, shrink_in_place) { 0, sw_setup_trim, sw_op_shrink };
+FIXTURE_VARIANT_ADD(crash_points, grow) { SW_LEN / 2, sw_setup_three, sw_op_grow, sw_op_large };
+
+FIXTURE_SETUP(crash_points)
+{
+	self->buf = region(SW_LEN);
+	ASSERT_NE(NULL, self->buf);
+}
+
+FIXTURE_TEARDOWN(crash_points)
+{
+	munmap(self->buf, SW_LEN);
+}
+
+/* Use the whole region, then give everything back: every list is walked. */
+static int sw_workout(struct ipcx_mem *m)
+{
+	static void *q[8192];
+	int n, i;
+
+	rng_state = 77;
+	for (n = 0; n < 8192; n++) {
+		q[n] = ipcx_mem_alloc(m, rnd() % 4 ? 1 + rnd() % 2000 : 1 + rnd() % 30000);
+		if (!q[n])
+			break;
+	}
+	for (i = 0; i < n; i++)
+		if (ipcx_mem_free(m, q[i]))
+			return -1;
+	return n;
+}
+
+/*
+ * A fresh region with the variant's setup, then @op killed before its
+ * store @k1 and, if @k2, the variant's repairing call killed before its
+ * store @k2. Returns the last child's status, or -1.
+ */
+static int sw_round(char *buf, const FIXTURE_VARIANT(crash_points) *v, struct sw_ctx *x,
+		    long k1, long k2)
+{
+	struct ipcx_mem_report r;
+	int ret;
+
+	memset(buf, 0, SW_LEN);
+	memset(x, 0, sizeof(*x));
+	x->m = ipcx_mem_init(buf, v->init_size ? v->init_size : SW_LEN, NULL);
+	if (!x->m)
+		return -1;
+	v->setup(x);
+	if (check_clean(x->m, &r))
+		return -1;
+	ret = t_die_at_store(buf, SW_LEN, k1, v->op, x);
+	if (ret != 128 + SIGKILL || !k2)
+		return ret;
+	return t_die_at_store(buf, SW_LEN, k2, v->fix, x);
+}
+
+/* After a death: clean check, the region usable, clean again. */
+static int sw_verify(struct ipcx_mem *m, const char **what, uint64_t *off)
+{
+	struct ipcx_mem_report r;
+	int ret = check_clean(m, &r);
+
+	if (!ret) {
+		if (sw_workout(m) <= 10)
+			return -ENOMEM;
+		ret = check_clean(m, &r);
+	}
+	if (ret) {
+		*what = r.first_error;
+		*off = r.first_error_off;
+	}
+	return ret;
+}
+
+TEST_F_TIMEOUT(crash_points, every_store, 120)
+{
+#if defined(__x86_64__)
+	const char *what = NULL;
+	uint64_t off = 0;
+	struct sw_ctx x;
+	long k, n, k1, k2, deep = 0;
+	int ret;
+
+	for (k = 1; k <= SW_MAXK; k++) {
+		ret = sw_round(self->buf, variant, &x, k, 0);
+		if (ret == 0)
+			break;		/* the call completed: every point done */
+		ASSERT_EQ(128 + SIGKILL, ret);
+		ret = sw_verify(x.m, &what, &off);
+		if (ret)
+			TH_LOG("died before store %ld: %s at %#llx", k, what,
+			       (unsigned long long)off);
+		ASSERT_EQ(0, ret);
+	}
+	n = k - 1;
+	ASSERT_LT(k, SW_MAXK);
+	ASSERT_GT(n, 3);
+	/* The repairer dies too: at each store of its call, for three first deaths. */
+	for (k1 = n / 3; variant->fix && k1 < n; k1 += n / 3) {
+		for (k2 = 1; k2 <= SW_MAXK; k2++, deep++) {
+			ret = sw_round(self->buf, variant, &x, k1, k2);
+			if (ret == 0)
+				break;
+			ASSERT_EQ(128 + SIGKILL, ret);
+			ret = sw_verify(x.m, &what, &off);
+			if (ret)
+				TH_LOG("died before store %ld, repairer before %ld: %s at %#llx",
+				       k1, k2, what, (unsigned long long)off);
+			ASSERT_EQ(0, ret);
+		}
+		ASSERT_LT(k2, SW_MAXK);
+	}
+	TH_LOG("%ld crash points, %ld more with a dying repairer", n, deep);
+#else
+	SKIP(return, "single-stepping is x86-64 only here");
+#endif
+}
+
 /* SIGKILL children at random points of alloc/free; the region stays consistent. */
 TEST(kill_torture)
 {
