@@ -493,7 +493,12 @@ static inline uint32_t mq_predict(const struct ipcx_mq *q, uint32_t *lvl)
 	sl = mq_slot(q, idx);
 	if (MQ_LD(&sl->seq) != p + 1)
 		return UINT32_MAX;
-	if (q->max_msgs > 1) {
+	/*
+	 * Another message pending could outrank this one, unless senders
+	 * have only ever used one level (then the order is FIFO).
+	 */
+	if (q->max_msgs > 1 && __builtin_popcountll(__atomic_load_n(&q->h->used,
+								     __ATOMIC_RELAXED)) > 1) {
 		next = MQ_LD(&q->free_ring[(p + 1) & q->fmask]);
 		if (next < q->max_msgs && MQ_LD(&mq_slot(q, next)->seq) == p + 2)
 			return UINT32_MAX;
@@ -510,7 +515,11 @@ static inline bool mq_predict_ready(const struct ipcx_mq *q)
 	uint32_t p = MQ_LD(&q->h->recv_pos) - q->max_msgs;
 	uint32_t idx = MQ_LD(&q->free_ring[p & q->fmask]);
 
-	return idx < q->max_msgs && MQ_LD(&mq_slot(q, idx)->seq) == p + 1;
+	if (idx >= q->max_msgs || MQ_LD(&mq_slot(q, idx)->seq) != p + 1)
+		return false;
+	/* the message's next line is on its way while the caller takes it */
+	__builtin_prefetch((const char *)mq_slot(q, idx) + 64);
+	return true;
 }
 
 /*
