@@ -805,12 +805,15 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 	 * is gone.
 	 */
 	for (;;) {
-		bool fenced = ipcx_mq_want_fences(send ? &h->wseq_fence : &h->rseq_fence);
+		uint32_t *fw = send ? &h->wseq_fence : &h->rseq_fence;
+		bool fenced = ipcx_mq_fences_begin(fw), ready;
 		uint32_t v = ipcx_mq_seq_arm(seq);
 		uint64_t now, until;
 		struct timespec t;
 
-		if (mq_ready(q, send))
+		ready = mq_ready(q, send);
+		ipcx_mq_fences_end(fw);
+		if (ready)
 			return 0;
 		now = ipcx_now_ns(CLOCK_MONOTONIC);
 		if (now >= dln)
@@ -923,6 +926,7 @@ mq_commit_in(struct ipcx_mq *q, uint32_t me, size_t len, unsigned int prio)
 	ipcx_mq_pub_fence(&h->rseq_fence);
 	if (unlikely(__atomic_load_n(&h->rseq, __ATOMIC_RELAXED) & MQ_W))
 		ipcx_mq_seq_wake(&h->rseq, false);
+	ipcx_mq_fences_idle(&h->rseq_fence, &q->pubs);
 	MQ_ST(&s->intent, 0);
 	MQ_ST(&s->zc, 0);
 	mq_leave(q, true, me);
@@ -1114,6 +1118,7 @@ static __attribute__((always_inline)) inline void mq_release_in(struct ipcx_mq *
 	ipcx_mq_pub_fence(&h->wseq_fence);
 	if (unlikely(__atomic_load_n(&h->wseq, __ATOMIC_RELAXED) & MQ_W))
 		ipcx_mq_seq_wake(&h->wseq, false);
+	ipcx_mq_fences_idle(&h->wseq_fence, &q->pubs);
 	MQ_ST(&s->intent, 0);
 	MQ_ST(&s->zc, 0);
 	mq_leave(q, false, me);

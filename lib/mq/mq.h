@@ -34,6 +34,7 @@ struct ipcx_mq {
 	size_t map_len;
 	int fd;
 	bool own_fd;
+	uint32_t pubs;		/* commits and releases through this handle (fences_idle) */
 };
 
 /*
@@ -116,27 +117,71 @@ static inline bool ipcx_mq_writable(const struct ipcx_mq *q)
  */
 extern int ipcx_mq_mb;	/* 1: registered for GLOBAL_EXPEDITED, -1: cannot be, 0: not yet */
 
-static inline void ipcx_mq_pub_fence(const uint32_t *flag)
+/*
+ * The fence word of a direction (rseq_fence, wseq_fence): bits 0-1 the
+ * state (0 publishers skip the fence, 1 a barrier is being issued, 2
+ * publishers fence), bits 2-31 the waiters between arming and re-checking.
+ */
+#define MQ_FENCE_STATE	3u
+#define MQ_FENCE_ON	2u
+#define MQ_FENCE_ONE	4u
+/* Publishes between a publisher's attempts to turn fences off again. */
+#define MQ_FENCE_IDLE	256u
+
+static inline void ipcx_mq_pub_fence(const uint32_t *fw)
 {
 	if (__atomic_load_n(&ipcx_mq_mb, __ATOMIC_RELAXED) != 1 ||
-	    __atomic_load_n(flag, __ATOMIC_RELAXED))
+	    (__atomic_load_n(fw, __ATOMIC_RELAXED) & MQ_FENCE_STATE))
 		ipcx_mq_fence();
 	else
 		__asm__ volatile("" ::: "memory");
 }
 
 /*
- * Before a waiter's first sleep on a direction. Return: false if the
- * barrier could not be issued (membarrier unavailable): the caller then
- * sleeps briefly, since a publisher may have skipped its fence just before
- * the flag was set.
+ * A waiter is about to arm and re-check: publishers must fence until
+ * ipcx_mq_fences_end(). If they may not have been fencing, issue the
+ * barrier (once state 2 is reached, later waiters skip it). Return: false
+ * if the barrier could not be issued (membarrier unavailable): the caller
+ * then sleeps briefly, as a publisher may have skipped its fence.
  */
-static inline bool ipcx_mq_want_fences(uint32_t *flag)
+static inline bool ipcx_mq_fences_begin(uint32_t *fw)
 {
-	if (__atomic_load_n(flag, __ATOMIC_RELAXED))
+	uint32_t v = __atomic_add_fetch(fw, MQ_FENCE_ONE, __ATOMIC_SEQ_CST);
+
+	if ((v & MQ_FENCE_STATE) == MQ_FENCE_ON)
 		return true;
-	__atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
-	return ipcx_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
+	while (!(v & MQ_FENCE_STATE) &&
+	       !__atomic_compare_exchange_n(fw, &v, v | 1, false, __ATOMIC_SEQ_CST,
+					    __ATOMIC_RELAXED))
+		;
+	if (ipcx_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED))
+		return false;	/* state stays 1: publishers keep fencing */
+	v = __atomic_load_n(fw, __ATOMIC_RELAXED);
+	while ((v & MQ_FENCE_STATE) == 1 &&
+	       !__atomic_compare_exchange_n(fw, &v, (v & ~MQ_FENCE_STATE) | MQ_FENCE_ON, false,
+					    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+		;
+	return true;
+}
+
+static inline void ipcx_mq_fences_end(uint32_t *fw)
+{
+	__atomic_fetch_sub(fw, MQ_FENCE_ONE, __ATOMIC_RELEASE);
+}
+
+/*
+ * A publisher, every MQ_FENCE_IDLE publishes: with no waiter between arming
+ * and re-checking, fences can stop (a waiter arriving later finds state 0
+ * and issues the barrier itself). Only the exact word "nobody, fencing"
+ * is replaced, so a waiter counted in the meantime keeps them on.
+ */
+static inline void ipcx_mq_fences_idle(uint32_t *fw, uint32_t *pubs)
+{
+	uint32_t n = __atomic_load_n(pubs, __ATOMIC_RELAXED) + 1, v = MQ_FENCE_ON;
+
+	__atomic_store_n(pubs, n, __ATOMIC_RELAXED);
+	if (unlikely(!(n % MQ_FENCE_IDLE)))
+		__atomic_compare_exchange_n(fw, &v, 0, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
 /* Publish "a waiter sleeps on @seq" and return the value to wait for. */
