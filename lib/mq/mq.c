@@ -436,7 +436,7 @@ long ipcx_mq_get_num_msg(const struct ipcx_mq *q)
 	if (!q)
 		return -EINVAL;
 	for (l = 0; l < q->levels; l++) {
-		uint32_t d = MQ_LD(&q->h->tail[l]) - MQ_LD(&q->h->rlevel[l].head);
+		uint32_t d = MQ_TAIL(q->h, l) - MQ_LD(&q->h->rlevel[l].head);
 
 		n += d > q->max_msgs ? q->max_msgs : d;
 	}
@@ -545,7 +545,7 @@ static void mq_repair(struct ipcx_mq *q, bool send)
 				 * Published (the stamp may be missing: receivers
 				 * scan after waiting, which finds it).
 				 */
-				if (MQ_LD(&h->tail[l]) != MQ_LD(&s->i_lpos) &&
+				if (MQ_TAIL(h, l) != MQ_LD(&s->i_lpos) &&
 				    MQ_LD(&s->pos) == fpos)
 					MQ_ST(&s->pos, fpos + 1);
 			} else {
@@ -564,7 +564,7 @@ static void mq_repair(struct ipcx_mq *q, bool send)
 
 		MQ_ST(&s->pos_seen, MQ_LD(&h->recv_pos));
 		for (l = 0; l < q->levels; l++)
-			if (MQ_LD(&h->tail[l]) != MQ_LD(&h->rlevel[l].head))
+			if (MQ_TAIL(h, l) != MQ_LD(&h->rlevel[l].head))
 				used |= 1ull << l;
 		MQ_ST(&h->used, used);
 	} else {
@@ -902,7 +902,7 @@ mq_commit_in(struct ipcx_mq *q, uint32_t me, size_t len, unsigned int prio)
 	sl = mq_slot(q, idx);
 	sl->len = (uint32_t)len;
 	sl->prio = prio;
-	t = h->tail[prio];
+	t = (uint32_t)h->tl[prio];
 	pos = s->pos;
 	/* a level's first message: its bit goes up before its tail moves */
 	used = __atomic_load_n(&h->used, __ATOMIC_RELAXED);
@@ -915,7 +915,7 @@ mq_commit_in(struct ipcx_mq *q, uint32_t me, size_t len, unsigned int prio)
 	MQ_ST(&s->i_lpos, t);
 	MQ_ST(&s->i_fpos, pos);
 	MQ_ST(&s->intent, 1);
-	MQ_ST(&h->tail[prio], t + 1);	/* published */
+	MQ_ST(&h->tl[prio], (uint64_t)idx << 32 | (t + 1));	/* published */
 	MQ_ST(&sl->seq, pos + 1);	/* the stamp an in-order receiver polls */
 	MQ_ST(&s->pos, pos + 1);
 	/*
@@ -992,13 +992,19 @@ static int mq_scan(struct ipcx_mq *q, uint32_t *lvl, uint32_t *idx)
 		 * again (its tail may have moved).
 		 */
 		if (head == R->tail_seen) {
-			R->tail_seen = MQ_LD(&h->tail[l]);
+			uint64_t tl = MQ_LD(&h->tl[l]);
+
+			R->tail_seen = (uint32_t)tl;
 			if (head == R->tail_seen) {
 				used &= ~(1ull << l);
 				continue;
 			}
+			/* one message: the word names its slot, no ring look */
+			*idx = head + 1 == (uint32_t)tl ? (uint32_t)(tl >> 32)
+							: MQ_LD(&mq_ring(q, l)[head & q->mask]);
+		} else {
+			*idx = MQ_LD(&mq_ring(q, l)[head & q->mask]);
 		}
-		*idx = MQ_LD(&mq_ring(q, l)[head & q->mask]);
 		*lvl = l;
 		if (unlikely(*idx >= q->max_msgs || mq_slot(q, *idx)->len > q->max_size))
 			return -EPROTO;

@@ -53,6 +53,8 @@ _Static_assert(sizeof(struct ipcx_mq_slot) == 16, "ipcx_mq_slot is ABI");
 #define MQ_LD(p)	__atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define MQ_ST(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define MQ_W		IPCX_MQ_WAITERS
+/* A level's tail (low half of its tl word). */
+#define MQ_TAIL(h, l)	((uint32_t)MQ_LD(&(h)->tl[l]))
 
 /*
  * A full fence (store -> load ordering). GCC's ThreadSanitizer rejects
@@ -88,7 +90,7 @@ static inline bool ipcx_mq_readable(const struct ipcx_mq *q)
 	while (used) {
 		uint32_t l = 63 - (uint32_t)__builtin_clzll(used);
 
-		if (MQ_LD(&q->h->tail[l]) != MQ_LD(&q->h->rlevel[l].head))
+		if (MQ_TAIL(q->h, l) != MQ_LD(&q->h->rlevel[l].head))
 			return true;
 		used &= ~(1ull << l);
 	}

@@ -367,7 +367,7 @@ static void die_in_commit(struct wb *w, int step)
 	hdr = (uint32_t *)buf - 4;
 	hdr[0] = 4;	/* len */
 	hdr[1] = 2;	/* prio */
-	t = w->h->tail[2];
+	t = (uint32_t)w->h->tl[2];
 	pos = s->pos;
 	if (step >= 1) {
 		w->h->used |= 1u << 2;	/* a level's first message */
@@ -379,7 +379,7 @@ static void die_in_commit(struct wb *w, int step)
 		s->intent = 1;
 	}
 	if (step >= 2)
-		w->h->tail[2] = t + 1;
+		w->h->tl[2] = (uint64_t)idx << 32 | (t + 1);
 	if (step >= 3)
 		hdr[2] = pos + 1;	/* stamp */
 	if (step >= 4)

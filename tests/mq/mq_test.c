@@ -198,23 +198,39 @@ TEST(corrupted_index_is_eproto)
 {
 	IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 4, .max_size = 16);
 	size_t sz = ipcx_mq_size(4, 16, 0);
+	struct ipcx_mq_header *h;
 	uint32_t *ring;
+	uint64_t good;
 	struct ipcx_mq *q;
 	char buf[16];
 	void *const mem = t_shared(sz);
 
 	ASSERT_NE(NULL, mem);
 	ASSERT_EQ(0, ipcx_mq_init_at(&q, mem, sz, &o));
+	h = mem;
+	/* one message: its slot is named by the level's tail word */
 	ASSERT_EQ(0, ipcx_mq_send(q, "abc", 3, 0));
-	/* the level-0 ring follows the free ring */
-	ring = (uint32_t *)((char *)mem + sizeof(struct ipcx_mq_header) + 64);
-	ring[0] = 999;
+	good = h->tl[0];
+	h->tl[0] = (uint64_t)999 << 32 | (uint32_t)good;
 	EXPECT_EQ(-EPROTO, ipcx_mq_tryreceive(q, buf, sizeof(buf), NULL));
-	ring[0] = 0;
+	h->tl[0] = good;
 	EXPECT_EQ(3, ipcx_mq_tryreceive(q, buf, sizeof(buf), NULL));
-	/* free ring corrupted: senders refuse */
+	/* more than one: by the level's ring, which follows the free ring */
+	ASSERT_EQ(0, ipcx_mq_send(q, "abc", 3, 0));
+	ASSERT_EQ(0, ipcx_mq_send(q, "de", 2, 0));
+	ring = (uint32_t *)((char *)mem + sizeof(struct ipcx_mq_header) + 64);
+	good = ring[1];
+	ring[1] = 999;
+	EXPECT_EQ(-EPROTO, ipcx_mq_tryreceive(q, buf, sizeof(buf), NULL));
+	ring[1] = (uint32_t)good;
+	EXPECT_EQ(3, ipcx_mq_tryreceive(q, buf, sizeof(buf), NULL));
+	ring[2] = 999;
+	EXPECT_EQ(-EPROTO, ipcx_mq_tryreceive(q, buf, sizeof(buf), NULL));
+	ring[2] = 2;
+	EXPECT_EQ(2, ipcx_mq_tryreceive(q, buf, sizeof(buf), NULL));
+	/* free ring corrupted where the next send takes its slot: refused */
 	ring = (uint32_t *)((char *)mem + sizeof(struct ipcx_mq_header));
-	ring[1] = 12345;
+	ring[3] = 12345;
 	EXPECT_EQ(-EPROTO, ipcx_mq_trysend(q, "x", 1, 0));
 	ipcx_mq_close(q);
 	munmap(mem, sz);

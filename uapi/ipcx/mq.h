@@ -99,12 +99,16 @@ struct ipcx_mq_header {
 	uint32_t recv_pos;		/* 448: free-ring tail (receivers give slots back) */
 	uint32_t recv_pos_pad[15];
 	/*
-	 * Level tails, written by senders only, packed so that a receiver
-	 * finds the highest non-empty level by reading one or two lines and
-	 * comparing with its heads (no read-modify-write by either side).
+	 * Per level, written by senders only: the tail (next position to
+	 * fill, low 32 bits) and the slot of the last message published there
+	 * (high 32 bits), in one word so a receiver reads both at once. Packed
+	 * so that a receiver finds the highest non-empty level by reading a
+	 * few lines and comparing with its heads (no read-modify-write by
+	 * either side); a level holding one message hands over its slot
+	 * without a look at the level's ring.
 	 */
-	uint32_t tail[IPCX_MQ_MAX_LEVELS];			/* 512 */
-	struct ipcx_mq_rlevel rlevel[IPCX_MQ_MAX_LEVELS];	/* 768: receivers only */
+	uint64_t tl[IPCX_MQ_MAX_LEVELS];			/* 512 */
+	struct ipcx_mq_rlevel rlevel[IPCX_MQ_MAX_LEVELS];	/* 1024: receivers only */
 	/*
 	 * Followed, each 64-byte aligned, by: the free ring (free_size u32 slot
 	 * indices), one ring per level (levels * ring_size u32), and max_msgs
@@ -125,9 +129,9 @@ IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, rseq) == 256, "mq ABI");
 IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, wseq) == 320, "mq ABI");
 IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, used) == 384, "mq ABI");
 IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, recv_pos) == 448, "mq ABI");
-IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, tail) == 512, "mq ABI");
-IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, rlevel) == 768, "mq ABI");
-IPCX_MQ_ASSERT(sizeof(struct ipcx_mq_header) == 1280, "mq ABI");
+IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, tl) == 512, "mq ABI");
+IPCX_MQ_ASSERT(offsetof(struct ipcx_mq_header, rlevel) == 1024, "mq ABI");
+IPCX_MQ_ASSERT(sizeof(struct ipcx_mq_header) == 1536, "mq ABI");
 
 /* ---- options -------------------------------------------------------------- */
 
