@@ -122,11 +122,13 @@ extern int ipcx_mq_mb;	/* 1: registered for GLOBAL_EXPEDITED, -1: cannot be, 0: 
 /*
  * The fence word of a direction (rseq_fence, wseq_fence): bits 0-1 the
  * state (0 publishers skip the fence, 1 a barrier is being issued, 2
- * publishers fence), bits 2-31 the waiters between arming and re-checking.
+ * publishers fence), bit 2 "a waiter came since the last idle check",
+ * bits 3-31 the waiters between arming and re-checking.
  */
 #define MQ_FENCE_STATE	3u
 #define MQ_FENCE_ON	2u
-#define MQ_FENCE_ONE	4u
+#define MQ_FENCE_RECENT	4u
+#define MQ_FENCE_ONE	8u
 /* Publishes between a publisher's attempts to turn fences off again. */
 #define MQ_FENCE_IDLE	256u
 
@@ -150,6 +152,8 @@ static inline bool ipcx_mq_fences_begin(uint32_t *fw)
 {
 	uint32_t v = __atomic_add_fetch(fw, MQ_FENCE_ONE, __ATOMIC_SEQ_CST);
 
+	if (!(v & MQ_FENCE_RECENT))
+		__atomic_fetch_or(fw, MQ_FENCE_RECENT, __ATOMIC_RELAXED);
 	if ((v & MQ_FENCE_STATE) == MQ_FENCE_ON)
 		return true;
 	while (!(v & MQ_FENCE_STATE) &&
@@ -172,17 +176,23 @@ static inline void ipcx_mq_fences_end(uint32_t *fw)
 }
 
 /*
- * A publisher, every MQ_FENCE_IDLE publishes: with no waiter between arming
- * and re-checking, fences can stop (a waiter arriving later finds state 0
- * and issues the barrier itself). Only the exact word "nobody, fencing"
- * is replaced, so a waiter counted in the meantime keeps them on.
+ * A publisher, every MQ_FENCE_IDLE publishes: fences stop once a whole
+ * period has passed with no waiter at all (a waiter arriving later finds
+ * state 0 and issues the barrier itself). A period with waiters only
+ * clears the "recent" mark, so a peer that sleeps often does not pay a
+ * membarrier per sleep. Only exact words are replaced (CAS), so a waiter
+ * counted in the meantime keeps fences on.
  */
 static inline void ipcx_mq_fences_idle(uint32_t *fw, uint32_t *pubs)
 {
-	uint32_t n = __atomic_load_n(pubs, __ATOMIC_RELAXED) + 1, v = MQ_FENCE_ON;
+	uint32_t n = __atomic_load_n(pubs, __ATOMIC_RELAXED) + 1, v;
 
 	__atomic_store_n(pubs, n, __ATOMIC_RELAXED);
-	if (unlikely(!(n % MQ_FENCE_IDLE)))
+	if (likely(n % MQ_FENCE_IDLE))
+		return;
+	v = MQ_FENCE_ON | MQ_FENCE_RECENT;
+	if (!__atomic_compare_exchange_n(fw, &v, MQ_FENCE_ON, false, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED) && v == MQ_FENCE_ON)
 		__atomic_compare_exchange_n(fw, &v, 0, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 

@@ -89,10 +89,10 @@ struct ipcx_mq_header {
 	struct ipcx_mq_side send;	/* 128 */
 	struct ipcx_mq_side recv;	/* 192 */
 	uint32_t rseq;			/* 256: receivers sleep here ("readable") */
-	uint32_t rseq_fence;		/* receivers arming << 2 | state (2: commits fence) */
+	uint32_t rseq_fence;		/* receivers arming << 3 | recent << 2 | state (2: commits fence) */
 	uint32_t rseq_pad[14];
 	uint32_t wseq;			/* 320: senders sleep here ("writable") */
-	uint32_t wseq_fence;		/* senders arming << 2 | state (2: releases fence) */
+	uint32_t wseq_fence;		/* senders arming << 3 | recent << 2 | state (2: releases fence) */
 	uint32_t wseq_pad[14];
 	uint64_t used;			/* 384: levels ever published to (senders; only grows) */
 	uint64_t used_pad[7];
