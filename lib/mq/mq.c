@@ -501,7 +501,7 @@ static inline uint32_t mq_predict(const struct ipcx_mq *q, uint32_t *lvl)
 								     __ATOMIC_RELAXED)) > 1) {
 		next = MQ_LD(&q->free_ring[(p + 1) & q->fmask]);
 		if (next < q->max_msgs && MQ_LD(&mq_slot(q, next)->seq) == p + 2)
-			return UINT32_MAX;
+			return UINT32_MAX - 1;	/* arrived, not alone: scan */
 	}
 	if (unlikely(sl->prio >= q->levels || sl->len > q->max_size))
 		return UINT32_MAX;	/* the scan reports it */
@@ -542,12 +542,19 @@ static void mq_repair(struct ipcx_mq *q, bool send)
 
 			if (send) {
 				/*
-				 * Published (the stamp may be missing: receivers
-				 * scan after waiting, which finds it).
+				 * Published: finish the stamp before any later
+				 * send. Without it an in-order receiver would
+				 * take the message before it for the only one
+				 * pending, ahead of a later, higher priority.
 				 */
 				if (MQ_TAIL(h, l) != MQ_LD(&s->i_lpos) &&
-				    MQ_LD(&s->pos) == fpos)
+				    MQ_LD(&s->pos) == fpos) {
+					uint32_t i = MQ_LD(&s->i_idx);
+
+					if (i < q->max_msgs)
+						MQ_ST(&mq_slot(q, i)->seq, fpos + 1);
 					MQ_ST(&s->pos, fpos + 1);
+				}
 			} else {
 				struct ipcx_mq_rlevel *R = &h->rlevel[l];
 
@@ -926,7 +933,7 @@ mq_commit_in(struct ipcx_mq *q, uint32_t me, size_t len, unsigned int prio)
 	ipcx_mq_pub_fence(&h->rseq_fence);
 	if (unlikely(__atomic_load_n(&h->rseq, __ATOMIC_RELAXED) & MQ_W))
 		ipcx_mq_seq_wake(&h->rseq, false);
-	ipcx_mq_fences_idle(&h->rseq_fence, &q->pubs);
+	ipcx_mq_fences_idle(&h->rseq_fence, &q->pubs[0]);
 	MQ_ST(&s->intent, 0);
 	MQ_ST(&s->zc, 0);
 	mq_leave(q, true, me);
@@ -1032,7 +1039,7 @@ static int mq_find(struct ipcx_mq *q, uint32_t *lvl, uint32_t *idx, bool scan)
 	if (q->spsc && s->inorder) {
 		uint32_t i = mq_predict(q, lvl);
 
-		if (i != UINT32_MAX) {
+		if (i < UINT32_MAX - 1) {
 			struct ipcx_mq_rlevel *R = &q->h->rlevel[*lvl];
 
 			/* the stamp is stored after the tail: tail > head */
@@ -1041,7 +1048,7 @@ static int mq_find(struct ipcx_mq *q, uint32_t *lvl, uint32_t *idx, bool scan)
 			*idx = i;
 			return 1;
 		}
-		if (!scan)
+		if (!scan && i == UINT32_MAX)
 			return 0;
 	}
 	r = mq_scan(q, lvl, idx);
@@ -1124,7 +1131,7 @@ static __attribute__((always_inline)) inline void mq_release_in(struct ipcx_mq *
 	ipcx_mq_pub_fence(&h->wseq_fence);
 	if (unlikely(__atomic_load_n(&h->wseq, __ATOMIC_RELAXED) & MQ_W))
 		ipcx_mq_seq_wake(&h->wseq, false);
-	ipcx_mq_fences_idle(&h->wseq_fence, &q->pubs);
+	ipcx_mq_fences_idle(&h->wseq_fence, &q->pubs[1]);
 	MQ_ST(&s->intent, 0);
 	MQ_ST(&s->zc, 0);
 	mq_leave(q, false, me);

@@ -34,7 +34,7 @@ struct ipcx_mq {
 	size_t map_len;
 	int fd;
 	bool own_fd;
-	uint32_t pubs;		/* commits and releases through this handle (fences_idle) */
+	uint32_t pubs[2];	/* commits, releases through this handle (fences_idle) */
 };
 
 /*
@@ -134,8 +134,13 @@ extern int ipcx_mq_mb;	/* 1: registered for GLOBAL_EXPEDITED, -1: cannot be, 0: 
 
 static inline void ipcx_mq_pub_fence(const uint32_t *fw)
 {
+	/*
+	 * Acquire: on weakly ordered CPUs the test of the waiters bit that
+	 * follows must not be satisfied before this load (x86 keeps loads in
+	 * order anyway).
+	 */
 	if (__atomic_load_n(&ipcx_mq_mb, __ATOMIC_RELAXED) != 1 ||
-	    (__atomic_load_n(fw, __ATOMIC_RELAXED) & MQ_FENCE_STATE))
+	    (__atomic_load_n(fw, __ATOMIC_ACQUIRE) & MQ_FENCE_STATE))
 		ipcx_mq_fence();
 	else
 		__asm__ volatile("" ::: "memory");
@@ -145,12 +150,14 @@ static inline void ipcx_mq_pub_fence(const uint32_t *fw)
  * A waiter is about to arm and re-check: publishers must fence until
  * ipcx_mq_fences_end(). If they may not have been fencing, issue the
  * barrier (once state 2 is reached, later waiters skip it). Return: false
- * if the barrier could not be issued (membarrier unavailable): the caller
- * then sleeps briefly, as a publisher may have skipped its fence.
+ * if the barrier could not be issued (membarrier unavailable or failing):
+ * fences are on from now (state 2) but a publisher may have skipped its
+ * fence just before, so the caller must not sleep long on this re-check.
  */
 static inline bool ipcx_mq_fences_begin(uint32_t *fw)
 {
 	uint32_t v = __atomic_add_fetch(fw, MQ_FENCE_ONE, __ATOMIC_SEQ_CST);
+	bool ok;
 
 	if (!(v & MQ_FENCE_RECENT))
 		__atomic_fetch_or(fw, MQ_FENCE_RECENT, __ATOMIC_RELAXED);
@@ -160,14 +167,13 @@ static inline bool ipcx_mq_fences_begin(uint32_t *fw)
 	       !__atomic_compare_exchange_n(fw, &v, v | 1, false, __ATOMIC_SEQ_CST,
 					    __ATOMIC_RELAXED))
 		;
-	if (ipcx_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED))
-		return false;	/* state stays 1: publishers keep fencing */
+	ok = ipcx_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
 	v = __atomic_load_n(fw, __ATOMIC_RELAXED);
 	while ((v & MQ_FENCE_STATE) == 1 &&
 	       !__atomic_compare_exchange_n(fw, &v, (v & ~MQ_FENCE_STATE) | MQ_FENCE_ON, false,
 					    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
 		;
-	return true;
+	return ok;
 }
 
 static inline void ipcx_mq_fences_end(uint32_t *fw)

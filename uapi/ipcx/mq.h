@@ -370,8 +370,9 @@ IPCX_API int ipcx_mq_unpeek(struct ipcx_mq *q);
 /**
  * ipcx_mq_prep_readable() - fill @sqe with a futex wait for "readable"
  *
- * Return: 1 when the queue is already readable (the SQE is left untouched:
- * receive now), 0 when the SQE was filled (IORING_OP_FUTEX_WAIT; its
+ * Return: 1 when the queue is already readable, or may be (the SQE is left
+ * untouched: try to receive now; -EAGAIN then means prepare again), 0 when
+ * the SQE was filled (IORING_OP_FUTEX_WAIT; its
  * completion's res is 0 or -EAGAIN, both mean "look again"), -EOPNOTSUPP
  * (kernel lacks IORING_OP_FUTEX_WAIT), -EINVAL.
  */
@@ -383,7 +384,7 @@ IPCX_API int ipcx_mq_prep_writable(struct ipcx_mq *q, struct io_uring_sqe *sqe);
  * ipcx_mq_waitv_fill() - describe a wait for readable (@writable false) or
  * writable in @w, for futex_waitv(2) or ipcx_uring_prep_futex_waitv()
  *
- * Return: 1 ready now (@w untouched), 0 filled, -EINVAL.
+ * Return: 1 ready now or maybe (@w untouched: try now), 0 filled, -EINVAL.
  */
 IPCX_API int ipcx_mq_waitv_fill(struct ipcx_mq *q, struct futex_waitv *w, int writable);
 

@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mq_order_test - in-order (SPSC) receivers against deaths and fences:
+ * an SPSC sender killed at any store of a commit must not let an in-order
+ * receiver deliver an older, lower-priority message ahead of a
+ * higher-priority one that a later send (that returned) published; a
+ * receiver killed at any store of a receive loses or reorders nothing; a
+ * blocking in-order receive with two messages pending takes the higher one
+ * without arming a wait; a handle that alternately sends and receives lets
+ * both directions' fences turn off. The sweeps kill a child before its
+ * K-th store (t_die_at_store, x86-64 only: SKIP elsewhere).
+ */
+#include <signal.h>
+#include <sys/mman.h>
+#include <sched.h>
+#include <string.h>
+#include "kselftest_harness.h"
+#include "ipcx_test.h"
+#include <ipcx.h>
+
+struct rv { struct ipcx_mq *q; };
+
+#if defined(__x86_64__)
+#define NEED_STEPPING()
+#else
+#define NEED_STEPPING() SKIP(return, "killing at a store needs x86-64 single-stepping")
+#endif
+
+/* one CPU: the side's cpu note is then never stored, so store counts repeat */
+static void pin(void)
+{
+	cpu_set_t c;
+
+	CPU_ZERO(&c);
+	CPU_SET(sched_getcpu(), &c);
+	sched_setaffinity(0, sizeof(c), &c);
+}
+
+static void send_b(void *arg)
+{
+	struct rv *x = arg;
+
+	ipcx_mq_send(x->q, "B", 1, 0);
+}
+
+TEST(spsc_inorder_priority_after_sender_death)
+{
+	int k, died = 0, bad = 0;
+
+	NEED_STEPPING();
+
+	pin();
+
+	for (k = 1; k < 200; k++) {
+		IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 8, .max_size = 16, .levels = 4,
+			  .flags = IPCX_MQ_SPSC);
+		size_t sz = ipcx_mq_size(8, 16, 4), len = (sz + 4095) & ~4095ul;
+		void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		struct rv x;
+		unsigned int prio;
+		char buf[16];
+		int st;
+
+		ASSERT_NE(MAP_FAILED, mem);
+		ASSERT_EQ(0, ipcx_mq_init_at(&x.q, mem, len, &o));
+		/* the receiver saw the queue empty: in order */
+		ASSERT_EQ(-EAGAIN, ipcx_mq_tryreceive(x.q, buf, sizeof(buf), &prio));
+		ASSERT_EQ(0, ipcx_mq_send(x.q, "A", 1, 0));
+		st = t_die_at_store(mem, len, k, send_b, &x);
+		if (st == 0) {	/* B's send completed: every store was a death point */
+			munmap(mem, len);
+			break;
+		}
+		ASSERT_EQ(128 + SIGKILL, st);
+		died++;
+		/* a new sender: C, priority 1, returns before the receive starts */
+		ASSERT_EQ(0, ipcx_mq_send(x.q, "C", 1, 1));
+		ASSERT_EQ(1, ipcx_mq_tryreceive(x.q, buf, sizeof(buf), &prio));
+		if (buf[0] != 'C') {
+			bad++;
+			TH_LOG("death at store %d: got '%c' prio %u before 'C' prio 1",
+			       k, buf[0], prio);
+		}
+		ipcx_mq_close(x.q);
+		munmap(mem, len);
+	}
+	ASSERT_GT(died, 0);
+	ASSERT_EQ(0, bad);
+}
+
+
+static void send_b2(void *arg)
+{
+	struct rv *x = arg;
+
+	ipcx_mq_send(x->q, "B", 1, 2);
+}
+
+static void recv_one(void *arg)
+{
+	struct rv *x = arg;
+	char buf[16];
+
+	ipcx_mq_receive(x->q, buf, sizeof(buf), NULL);
+}
+
+static int drain(struct ipcx_mq *q, char *out, int max)
+{
+	char buf[16];
+	int n = 0;
+
+	while (n < max && ipcx_mq_tryreceive(q, buf, sizeof(buf), NULL) == 1)
+		out[n++] = buf[0];
+	out[n] = 0;
+	return n;
+}
+
+/* Sender killed at every store of a commit (B, prio 2), in order receiver. */
+TEST(spsc_sender_death_sweep_order)
+{
+	int k;
+
+	NEED_STEPPING();
+
+	pin();
+
+	for (k = 1; k < 200; k++) {
+		IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 8, .max_size = 16, .levels = 4,
+			  .flags = IPCX_MQ_SPSC);
+		size_t len = (ipcx_mq_size(8, 16, 4) + 4095) & ~4095ul;
+		void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		char got[16];
+		struct rv x;
+		int st;
+
+		ASSERT_EQ(0, ipcx_mq_init_at(&x.q, mem, len, &o));
+		ASSERT_EQ(-EAGAIN, ipcx_mq_tryreceive(x.q, got, sizeof(got), NULL));
+		ASSERT_EQ(0, ipcx_mq_send(x.q, "A", 1, 0));
+		st = t_die_at_store(mem, len, k, send_b2, &x);
+		ASSERT_EQ(0, ipcx_mq_send(x.q, "C", 1, 1));
+		drain(x.q, got, 8);
+		if (strcmp(got, "BCA") && strcmp(got, "CA"))
+			TH_LOG("k %d (status %d): order %s", k, st, got);
+		EXPECT_TRUE(!strcmp(got, "BCA") || !strcmp(got, "CA"));
+		ipcx_mq_close(x.q);
+		munmap(mem, len);
+		if (st == 0)
+			break;
+	}
+}
+
+/* Receiver killed at every store of a receive, then a new receiver. */
+TEST(spsc_receiver_death_sweep)
+{
+	int k;
+
+	NEED_STEPPING();
+
+	for (k = 1; k < 200; k++) {
+		IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 8, .max_size = 16, .levels = 4,
+			  .flags = IPCX_MQ_SPSC);
+		size_t len = (ipcx_mq_size(8, 16, 4) + 4095) & ~4095ul;
+		void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		char got[16];
+		struct rv x;
+		int st;
+
+		ASSERT_EQ(0, ipcx_mq_init_at(&x.q, mem, len, &o));
+		ASSERT_EQ(-EAGAIN, ipcx_mq_tryreceive(x.q, got, sizeof(got), NULL));
+		ASSERT_EQ(0, ipcx_mq_send(x.q, "A", 1, 0));
+		ASSERT_EQ(0, ipcx_mq_send(x.q, "B", 1, 0));
+		st = t_die_at_store(mem, len, k, recv_one, &x);
+		ASSERT_EQ(0, ipcx_mq_send(x.q, "C", 1, 3));
+		ASSERT_EQ(0, ipcx_mq_send(x.q, "D", 1, 0));
+		drain(x.q, got, 8);
+		EXPECT_TRUE(!strcmp(got, "CABD") || !strcmp(got, "CBD")) TH_LOG("k %d: %s", k, got);
+		ipcx_mq_close(x.q);
+		munmap(mem, len);
+		if (st == 0)
+			break;
+	}
+}
+
+/*
+ * In order, two messages pending at different levels: a blocking receive
+ * must not go through the sleep path (membarrier, WAITERS bit left set, so
+ * the next commit makes a futex syscall for nobody).
+ */
+TEST(inorder_blocking_receive_with_two_pending)
+{
+	IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 8, .max_size = 16, .levels = 4,
+		  .flags = IPCX_MQ_SPSC, .wait = IPCX_MQ_WAIT_SLEEP);
+	size_t len = (ipcx_mq_size(8, 16, 4) + 4095) & ~4095ul;
+	void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct ipcx_mq_header *h = mem;
+	struct ipcx_mq *q;
+	unsigned int prio;
+	char buf[16];
+
+	ASSERT_EQ(0, ipcx_mq_init_at(&q, mem, len, &o));
+	ASSERT_EQ(-EAGAIN, ipcx_mq_tryreceive(q, buf, sizeof(buf), &prio));
+	ASSERT_EQ(0, ipcx_mq_send(q, "A", 1, 0));
+	ASSERT_EQ(0, ipcx_mq_send(q, "B", 1, 1));
+	ASSERT_EQ(1, ipcx_mq_receive(q, buf, sizeof(buf), &prio));
+	ASSERT_EQ('B', buf[0]);
+	EXPECT_EQ(0u, h->rseq & IPCX_MQ_WAITERS);
+	EXPECT_EQ(0u, h->rseq_fence & 3) TH_LOG("rseq_fence %#x", h->rseq_fence);
+	ipcx_mq_close(q);
+	munmap(mem, len);
+}
+
+/* One handle that sends and receives in turn: commits must stop fencing. */
+TEST(alternating_handle_fences_idle)
+{
+	IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 8, .max_size = 16, .levels = 4);
+	size_t len = (ipcx_mq_size(8, 16, 4) + 4095) & ~4095ul;
+	void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct ipcx_mq_header *h = mem;
+	struct ipcx_mq *q;
+	char buf[16];
+	int i;
+
+	ASSERT_EQ(0, ipcx_mq_init_at(&q, mem, len, &o));
+	h->rseq_fence = 2 | 4;	/* as a receiver that slept once leaves it */
+	h->wseq_fence = 2 | 4;
+	for (i = 0; i < 5000; i++) {
+		ASSERT_EQ(0, ipcx_mq_send(q, "x", 1, 0));
+		ASSERT_EQ(1, ipcx_mq_receive(q, buf, sizeof(buf), NULL));
+	}
+	EXPECT_EQ(0u, h->wseq_fence & 3);
+	EXPECT_EQ(0u, h->rseq_fence & 3) TH_LOG("rseq_fence %#x", h->rseq_fence);
+	ipcx_mq_close(q);
+	munmap(mem, len);
+}
+
+TEST_HARNESS_MAIN
