@@ -11,7 +11,6 @@
 #include "olock.h"
 
 __thread uint32_t ipcx_olock_tls_tid __attribute__((tls_model("initial-exec")));
-static pthread_once_t tid_once = PTHREAD_ONCE_INIT;
 
 int ipcx_mq_mb;
 
@@ -21,7 +20,8 @@ static void tid_reset_child(void)
 	ipcx_mq_mb = 0;		/* register the child too */
 }
 
-static void tid_register(void)
+/* At load time, not on first use: see lib/rwlock/liveness.c. */
+static void __attribute__((constructor)) tid_register(void)
 {
 	pthread_atfork(NULL, NULL, tid_reset_child);
 }
@@ -33,7 +33,6 @@ static void tid_register(void)
  */
 uint32_t ipcx_olock_tid_slow(void)
 {
-	pthread_once(&tid_once, tid_register);
 	if (!__atomic_load_n(&ipcx_mq_mb, __ATOMIC_RELAXED)) {
 		const char *off = secure_getenv("IPCX_MQ_NO_MEMBARRIER");
 		int r = -1;

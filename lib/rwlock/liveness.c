@@ -18,7 +18,6 @@
 uint64_t ipcx_self_ident_cache;		/* 0 = not computed in this process */
 /* initial-exec: no __tls_get_addr call on the lock paths (the archive is -fPIC). */
 __thread pid_t ipcx_self_tid_cache __attribute__((tls_model("initial-exec")));
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void after_fork_child(void)
 {
@@ -26,7 +25,13 @@ static void after_fork_child(void)
 	ipcx_self_tid_cache = 0;	/* only the forking thread exists in the child */
 }
 
-static void register_atfork(void)
+/*
+ * Registered when the library is loaded, not on first use: a
+ * pthread_once() in progress in another thread at fork() time would leave
+ * the child's once-guard "running" for good under runtimes whose once is
+ * not fork-aware (ThreadSanitizer's is not), deadlocking the child.
+ */
+static void __attribute__((constructor)) register_atfork(void)
 {
 	pthread_atfork(NULL, NULL, after_fork_child);
 }
@@ -80,7 +85,6 @@ uint64_t ipcx_self_ident_slow(void)
 	 * No lock: racing threads compute the same value. (A process-local
 	 * mutex here could be left locked in a fork child.)
 	 */
-	pthread_once(&atfork_once, register_atfork);
 	pid = (pid_t)ipcx_sys(SYS_getpid, 0, 0, 0, 0, 0, 0);
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	if (read_stat(path, &st, &start, &threads))
@@ -92,7 +96,6 @@ uint64_t ipcx_self_ident_slow(void)
 
 pid_t ipcx_self_tid_slow(void)
 {
-	pthread_once(&atfork_once, register_atfork);
 	ipcx_self_tid_cache = ipcx_gettid();
 	return ipcx_self_tid_cache;
 }

@@ -13,8 +13,6 @@
 
 __thread struct ipcx_self ipcx_self_tls __attribute__((tls_model("initial-exec")));
 
-static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-
 /* In the child of fork() only the forking thread exists: forget its TID. */
 static void forget_self(void)
 {
@@ -23,7 +21,8 @@ static void forget_self(void)
 	ipcx_self_tls.head = NULL;
 }
 
-static void register_fork_hook(void)
+/* At load time, not on first use: see lib/rwlock/liveness.c. */
+static void __attribute__((constructor)) register_fork_hook(void)
 {
 	pthread_atfork(NULL, NULL, forget_self);
 }
@@ -34,7 +33,6 @@ struct ipcx_self *ipcx_self_init(void)
 	struct ipcx_robust_head *head = NULL;
 	size_t len = 0;
 
-	pthread_once(&fork_once, register_fork_hook);
 	s->ok = -EOPNOTSUPP;
 	if (ipcx_get_robust_list(&head, &len) == 0 && head &&
 	    len == sizeof(struct ipcx_robust_head) &&
