@@ -36,6 +36,7 @@
 
 #include <ipcx/features.h>
 #include "mq.h"
+#include "../shm/shm_priv.h"
 #include "olock.h"
 #include "../shm/named.h"
 
@@ -98,25 +99,21 @@ size_t ipcx_mq_size(uint32_t max_msgs, uint32_t max_size, uint32_t levels)
 /* Copy the caller's options (any struct size) into a full, zeroed struct. */
 static int mq_opts(const struct ipcx_mq_opts *in, struct ipcx_mq_opts *o)
 {
-	memset(o, 0, sizeof(*o));
-	o->sz = sizeof(*o);
-	if (!in)
-		return 0;
-	if (in->sz < sizeof(size_t))
-		return -EINVAL;
-	if (in->sz > sizeof(*o)) {
-		const unsigned char *p = (const unsigned char *)in;
-		size_t i;
+	int ret = ipcx_opts_copy(o, sizeof(*o), in);
 
-		for (i = sizeof(*o); i < in->sz; i++)
-			if (p[i])
-				return -E2BIG;
-	}
-	memcpy(o, in, in->sz < sizeof(*o) ? in->sz : sizeof(*o));
+	if (ret)
+		return ret;
 	o->sz = sizeof(*o);
-	if (o->wait > IPCX_MQ_WAIT_POLL)
+	return o->wait > IPCX_MQ_WAIT_POLL ? -EINVAL : 0;
+}
+
+/* A new queue's levels and shape from checked options. */
+static int mq_new_shape(const struct ipcx_mq_opts *o, uint32_t *levels, struct mq_shape *s)
+{
+	if (o->flags & ~IPCX_MQ_SPSC)
 		return -EINVAL;
-	return 0;
+	*levels = o->levels ? o->levels : IPCX_MQ_DEFAULT_LEVELS;
+	return mq_shape(o->max_msgs, o->max_size, *levels, s);
 }
 
 /* Build a fresh queue in @mem (at least s->total bytes). */
@@ -208,10 +205,7 @@ int ipcx_mq_init_at(struct ipcx_mq **out, void *mem, size_t len,
 	ret = mq_opts(opts, &o);
 	if (ret)
 		return ret;
-	levels = o.levels ? o.levels : IPCX_MQ_DEFAULT_LEVELS;
-	if (o.flags & ~IPCX_MQ_SPSC)
-		return -EINVAL;
-	ret = mq_shape(o.max_msgs, o.max_size, levels, &s);
+	ret = mq_new_shape(&o, &levels, &s);
 	if (ret)
 		return ret;
 	if (len < s.total)
@@ -324,11 +318,8 @@ int ipcx_mq_open(struct ipcx_mq **out, const char *name, unsigned int mode,
 	if (ret)
 		return ret;
 	a.o = &o;
-	a.levels = o.levels ? o.levels : IPCX_MQ_DEFAULT_LEVELS;
 	if (how & IPCX_CREATE_ONLY) {
-		if (o.flags & ~IPCX_MQ_SPSC)
-			return -EINVAL;
-		ret = mq_shape(o.max_msgs, o.max_size, a.levels, &a.s);
+		ret = mq_new_shape(&o, &a.levels, &a.s);
 		if (ret)
 			return ret;
 		req.size = a.s.total;
@@ -361,10 +352,7 @@ int ipcx_mq_open_memfd(struct ipcx_mq **out, const struct ipcx_mq_opts *opts)
 	ret = mq_opts(opts, &o);
 	if (ret)
 		return ret;
-	levels = o.levels ? o.levels : IPCX_MQ_DEFAULT_LEVELS;
-	if (o.flags & ~IPCX_MQ_SPSC)
-		return -EINVAL;
-	ret = mq_shape(o.max_msgs, o.max_size, levels, &s);
+	ret = mq_new_shape(&o, &levels, &s);
 	if (ret)
 		return ret;
 	fd = ipcx_memfd_create("ipcx.mq", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -470,6 +458,14 @@ static inline uint32_t *mq_ring(const struct ipcx_mq *q, uint32_t lvl)
 	return q->rings + (size_t)lvl * (q->mask + 1);
 }
 
+/* The slot the send at free-ring position @p filled, if stamped; else UINT32_MAX. */
+static inline uint32_t mq_stamped(const struct ipcx_mq *q, uint32_t p)
+{
+	uint32_t idx = MQ_LD(&q->free_ring[p & q->fmask]);
+
+	return idx < q->max_msgs && MQ_LD(&mq_slot(q, idx)->seq) == p + 1 ? idx : UINT32_MAX;
+}
+
 /*
  * In-order prediction (SPSC). A sender takes slots in free-ring order, so
  * the send at free-ring position p lands in slot free_ring[p], and commit
@@ -480,29 +476,25 @@ static inline uint32_t *mq_ring(const struct ipcx_mq *q, uint32_t lvl)
  * anyway, while the level tail and ring entry stay in the sender's cache.
  * It is the next message to deliver only while it is the only one pending
  * (no stamp at p + 1 yet); otherwise priorities decide and the full scan
- * runs. Return: the slot (its level in *lvl), or UINT32_MAX.
+ * runs. Return: the slot (its level in *lvl); UINT32_MAX - 1 when it has
+ * arrived but is not alone (scan); UINT32_MAX otherwise.
  */
 static inline uint32_t mq_predict(const struct ipcx_mq *q, uint32_t *lvl)
 {
-	uint32_t p = q->h->recv_pos - q->max_msgs;
-	uint32_t idx = MQ_LD(&q->free_ring[p & q->fmask]), next;
+	uint32_t p = q->h->recv_pos - q->max_msgs, idx = mq_stamped(q, p);
 	const struct ipcx_mq_slot *sl;
 
-	if (unlikely(idx >= q->max_msgs))
-		return UINT32_MAX;
-	sl = mq_slot(q, idx);
-	if (MQ_LD(&sl->seq) != p + 1)
+	if (idx == UINT32_MAX)
 		return UINT32_MAX;
 	/*
 	 * Another message pending could outrank this one, unless senders
 	 * have only ever used one level (then the order is FIFO).
 	 */
-	if (q->max_msgs > 1 && __builtin_popcountll(__atomic_load_n(&q->h->used,
-								     __ATOMIC_RELAXED)) > 1) {
-		next = MQ_LD(&q->free_ring[(p + 1) & q->fmask]);
-		if (next < q->max_msgs && MQ_LD(&mq_slot(q, next)->seq) == p + 2)
-			return UINT32_MAX - 1;	/* arrived, not alone: scan */
-	}
+	if (q->max_msgs > 1 &&
+	    __builtin_popcountll(__atomic_load_n(&q->h->used, __ATOMIC_RELAXED)) > 1 &&
+	    mq_stamped(q, p + 1) != UINT32_MAX)
+		return UINT32_MAX - 1;	/* arrived, not alone: scan */
+	sl = mq_slot(q, idx);
 	if (unlikely(sl->prio >= q->levels || sl->len > q->max_size))
 		return UINT32_MAX;	/* the scan reports it */
 	*lvl = sl->prio;
@@ -512,10 +504,9 @@ static inline uint32_t mq_predict(const struct ipcx_mq *q, uint32_t *lvl)
 /* Spinning receiver, in order: has the predicted message arrived? */
 static inline bool mq_predict_ready(const struct ipcx_mq *q)
 {
-	uint32_t p = MQ_LD(&q->h->recv_pos) - q->max_msgs;
-	uint32_t idx = MQ_LD(&q->free_ring[p & q->fmask]);
+	uint32_t idx = mq_stamped(q, MQ_LD(&q->h->recv_pos) - q->max_msgs);
 
-	if (idx >= q->max_msgs || MQ_LD(&mq_slot(q, idx)->seq) != p + 1)
+	if (idx == UINT32_MAX)
 		return false;
 	/* the message's next line is on its way while the caller takes it */
 	__builtin_prefetch((const char *)mq_slot(q, idx) + 64);
@@ -724,11 +715,6 @@ static int mq_ncpus(void)
 	return v;
 }
 
-static uint64_t ts_to_ns(const struct timespec *ts)
-{
-	return (uint64_t)ts->tv_sec * 1000000000ull + (uint64_t)ts->tv_nsec;
-}
-
 /*
  * Wait until the queue may be ready for @send's side (0), or the deadline
  * (-ETIMEDOUT). Spins first as the handle's policy says: by default only
@@ -740,7 +726,7 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 	struct ipcx_mq_header *h = q->h;
 	uint32_t *seq = send ? &h->wseq : &h->rseq;
 	const struct ipcx_mq_side *peer = send ? &h->recv : &h->send;
-	uint64_t spin = 0, dln = dl ? ts_to_ns(dl) : UINT64_MAX;
+	uint64_t spin = 0, dln = dl ? ipcx_deadline_ns(dl) : UINT64_MAX;
 	int r;
 
 	switch (q->wait) {

@@ -121,14 +121,6 @@ static inline bool ipcx_spin_while(const uint32_t *w, uint32_t mask, uint32_t va
 	}
 }
 
-/* An absolute deadline in ns, saturated (a far-future tv_sec must not wrap). */
-static inline uint64_t ipcx_deadline_ns(const struct timespec *abs_mono)
-{
-	if ((uint64_t)abs_mono->tv_sec >= UINT64_MAX / 1000000000ull - 1)
-		return UINT64_MAX;
-	return (uint64_t)abs_mono->tv_sec * 1000000000ull + (uint64_t)abs_mono->tv_nsec;
-}
-
 /*
  * futex_wait on a shared word until @abs_mono (NULL: forever).
  * Return: 0 (woken, maybe spuriously: re-check), -EAGAIN (the word

@@ -89,6 +89,14 @@ static inline uint64_t ipcx_now_ns(clockid_t clk)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* An absolute deadline in ns, saturated (a far-future tv_sec must not wrap). */
+static inline uint64_t ipcx_deadline_ns(const struct timespec *abs_mono)
+{
+	if ((uint64_t)abs_mono->tv_sec >= UINT64_MAX / 1000000000ull - 1)
+		return UINT64_MAX;
+	return (uint64_t)abs_mono->tv_sec * 1000000000ull + (uint64_t)abs_mono->tv_nsec;
+}
+
 static inline pid_t ipcx_gettid(void)
 {
 	return (pid_t)ipcx_sys(SYS_gettid, 0, 0, 0, 0, 0, 0);

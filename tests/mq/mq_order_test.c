@@ -26,6 +26,25 @@ struct rv { struct ipcx_mq *q; };
 #define NEED_STEPPING() SKIP(return, "killing at a store needs x86-64 single-stepping")
 #endif
 
+/* Bytes of the mapping each test's queue lives in. */
+#define QLEN	((ipcx_mq_size(8, 16, 4) + 4095) & ~4095ul)
+
+/* A queue of 8 x 16-byte messages, 4 levels, in a fresh shared mapping. */
+static void *queue_at(struct ipcx_mq **q, uint32_t flags, unsigned int wait)
+{
+	IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 8, .max_size = 16, .levels = 4,
+		  .flags = flags, .wait = wait);
+	void *mem = mmap(NULL, QLEN, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (mem == MAP_FAILED)
+		return NULL;
+	if (ipcx_mq_init_at(q, mem, QLEN, &o)) {
+		munmap(mem, QLEN);
+		return NULL;
+	}
+	return mem;
+}
+
 /* one CPU: the side's cpu note is then never stored, so store counts repeat */
 static void pin(void)
 {
@@ -52,23 +71,19 @@ TEST(spsc_inorder_priority_after_sender_death)
 	pin();
 
 	for (k = 1; k < 200; k++) {
-		IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 8, .max_size = 16, .levels = 4,
-			  .flags = IPCX_MQ_SPSC);
-		size_t sz = ipcx_mq_size(8, 16, 4), len = (sz + 4095) & ~4095ul;
-		void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 		struct rv x;
+		void *mem = queue_at(&x.q, IPCX_MQ_SPSC, 0);
 		unsigned int prio;
 		char buf[16];
 		int st;
 
-		ASSERT_NE(MAP_FAILED, mem);
-		ASSERT_EQ(0, ipcx_mq_init_at(&x.q, mem, len, &o));
+		ASSERT_NE(NULL, mem);
 		/* the receiver saw the queue empty: in order */
 		ASSERT_EQ(-EAGAIN, ipcx_mq_tryreceive(x.q, buf, sizeof(buf), &prio));
 		ASSERT_EQ(0, ipcx_mq_send(x.q, "A", 1, 0));
-		st = t_die_at_store(mem, len, k, send_b, &x);
+		st = t_die_at_store(mem, QLEN, k, send_b, &x);
 		if (st == 0) {	/* B's send completed: every store was a death point */
-			munmap(mem, len);
+			munmap(mem, QLEN);
 			break;
 		}
 		ASSERT_EQ(128 + SIGKILL, st);
@@ -82,7 +97,7 @@ TEST(spsc_inorder_priority_after_sender_death)
 			       k, buf[0], prio);
 		}
 		ipcx_mq_close(x.q);
-		munmap(mem, len);
+		munmap(mem, QLEN);
 	}
 	ASSERT_GT(died, 0);
 	ASSERT_EQ(0, bad);
@@ -125,25 +140,22 @@ TEST(spsc_sender_death_sweep_order)
 	pin();
 
 	for (k = 1; k < 200; k++) {
-		IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 8, .max_size = 16, .levels = 4,
-			  .flags = IPCX_MQ_SPSC);
-		size_t len = (ipcx_mq_size(8, 16, 4) + 4095) & ~4095ul;
-		void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-		char got[16];
 		struct rv x;
+		void *mem = queue_at(&x.q, IPCX_MQ_SPSC, 0);
+		char got[16];
 		int st;
 
-		ASSERT_EQ(0, ipcx_mq_init_at(&x.q, mem, len, &o));
+		ASSERT_NE(NULL, mem);
 		ASSERT_EQ(-EAGAIN, ipcx_mq_tryreceive(x.q, got, sizeof(got), NULL));
 		ASSERT_EQ(0, ipcx_mq_send(x.q, "A", 1, 0));
-		st = t_die_at_store(mem, len, k, send_b2, &x);
+		st = t_die_at_store(mem, QLEN, k, send_b2, &x);
 		ASSERT_EQ(0, ipcx_mq_send(x.q, "C", 1, 1));
 		drain(x.q, got, 8);
 		if (strcmp(got, "BCA") && strcmp(got, "CA"))
 			TH_LOG("k %d (status %d): order %s", k, st, got);
 		EXPECT_TRUE(!strcmp(got, "BCA") || !strcmp(got, "CA"));
 		ipcx_mq_close(x.q);
-		munmap(mem, len);
+		munmap(mem, QLEN);
 		if (st == 0)
 			break;
 	}
@@ -157,25 +169,22 @@ TEST(spsc_receiver_death_sweep)
 	NEED_STEPPING();
 
 	for (k = 1; k < 200; k++) {
-		IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 8, .max_size = 16, .levels = 4,
-			  .flags = IPCX_MQ_SPSC);
-		size_t len = (ipcx_mq_size(8, 16, 4) + 4095) & ~4095ul;
-		void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-		char got[16];
 		struct rv x;
+		void *mem = queue_at(&x.q, IPCX_MQ_SPSC, 0);
+		char got[16];
 		int st;
 
-		ASSERT_EQ(0, ipcx_mq_init_at(&x.q, mem, len, &o));
+		ASSERT_NE(NULL, mem);
 		ASSERT_EQ(-EAGAIN, ipcx_mq_tryreceive(x.q, got, sizeof(got), NULL));
 		ASSERT_EQ(0, ipcx_mq_send(x.q, "A", 1, 0));
 		ASSERT_EQ(0, ipcx_mq_send(x.q, "B", 1, 0));
-		st = t_die_at_store(mem, len, k, recv_one, &x);
+		st = t_die_at_store(mem, QLEN, k, recv_one, &x);
 		ASSERT_EQ(0, ipcx_mq_send(x.q, "C", 1, 3));
 		ASSERT_EQ(0, ipcx_mq_send(x.q, "D", 1, 0));
 		drain(x.q, got, 8);
 		EXPECT_TRUE(!strcmp(got, "CABD") || !strcmp(got, "CBD")) TH_LOG("k %d: %s", k, got);
 		ipcx_mq_close(x.q);
-		munmap(mem, len);
+		munmap(mem, QLEN);
 		if (st == 0)
 			break;
 	}
@@ -188,16 +197,12 @@ TEST(spsc_receiver_death_sweep)
  */
 TEST(inorder_blocking_receive_with_two_pending)
 {
-	IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 8, .max_size = 16, .levels = 4,
-		  .flags = IPCX_MQ_SPSC, .wait = IPCX_MQ_WAIT_SLEEP);
-	size_t len = (ipcx_mq_size(8, 16, 4) + 4095) & ~4095ul;
-	void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	struct ipcx_mq_header *h = mem;
 	struct ipcx_mq *q;
+	struct ipcx_mq_header *h = queue_at(&q, IPCX_MQ_SPSC, IPCX_MQ_WAIT_SLEEP);
 	unsigned int prio;
 	char buf[16];
 
-	ASSERT_EQ(0, ipcx_mq_init_at(&q, mem, len, &o));
+	ASSERT_NE(NULL, h);
 	ASSERT_EQ(-EAGAIN, ipcx_mq_tryreceive(q, buf, sizeof(buf), &prio));
 	ASSERT_EQ(0, ipcx_mq_send(q, "A", 1, 0));
 	ASSERT_EQ(0, ipcx_mq_send(q, "B", 1, 1));
@@ -206,21 +211,18 @@ TEST(inorder_blocking_receive_with_two_pending)
 	EXPECT_EQ(0u, h->rseq & IPCX_MQ_WAITERS);
 	EXPECT_EQ(0u, h->rseq_fence & 3) TH_LOG("rseq_fence %#x", h->rseq_fence);
 	ipcx_mq_close(q);
-	munmap(mem, len);
+	munmap(h, QLEN);
 }
 
 /* One handle that sends and receives in turn: commits must stop fencing. */
 TEST(alternating_handle_fences_idle)
 {
-	IPCX_OPTS(ipcx_mq_opts, o, .max_msgs = 8, .max_size = 16, .levels = 4);
-	size_t len = (ipcx_mq_size(8, 16, 4) + 4095) & ~4095ul;
-	void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	struct ipcx_mq_header *h = mem;
 	struct ipcx_mq *q;
+	struct ipcx_mq_header *h = queue_at(&q, 0, 0);
 	char buf[16];
 	int i;
 
-	ASSERT_EQ(0, ipcx_mq_init_at(&q, mem, len, &o));
+	ASSERT_NE(NULL, h);
 	h->rseq_fence = 2 | 4;	/* as a receiver that slept once leaves it */
 	h->wseq_fence = 2 | 4;
 	for (i = 0; i < 5000; i++) {
@@ -230,7 +232,7 @@ TEST(alternating_handle_fences_idle)
 	EXPECT_EQ(0u, h->wseq_fence & 3);
 	EXPECT_EQ(0u, h->rseq_fence & 3) TH_LOG("rseq_fence %#x", h->rseq_fence);
 	ipcx_mq_close(q);
-	munmap(mem, len);
+	munmap(h, QLEN);
 }
 
 TEST_HARNESS_MAIN
