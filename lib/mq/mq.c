@@ -576,7 +576,7 @@ static void mq_repair(struct ipcx_mq *q, bool send)
 
 static inline void mq_note_cpu(struct ipcx_mq_side *s)
 {
-	int c = sched_getcpu();
+	int c = ipcx_cpu_now();
 	uint32_t v = c < 0 ? 0 : (uint32_t)c + 1;
 
 	if (__atomic_load_n(&s->cpu, __ATOMIC_RELAXED) != v)
@@ -738,7 +738,7 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 		break;
 	case IPCX_MQ_WAIT_DEFAULT: {
 		uint32_t pc = __atomic_load_n(&peer->cpu, __ATOMIC_RELAXED);
-		int c = sched_getcpu();
+		int c = ipcx_cpu_now();
 
 		if (pc && c >= 0 && pc != (uint32_t)c + 1 && mq_ncpus() > 1)
 			spin = q->spin_ns;

@@ -57,10 +57,10 @@ static inline struct ipcx_self *ipcx_self(void)
 /* Whether the robust list of the calling thread can be shared. */
 int ipcx_robust_check(void);
 
-/* CPU the caller runs on now (glibc reads it from rseq: a load). */
+/* CPU the caller runs on now (a load from the rseq area). */
 static inline uint32_t ipcx_cpu(void)
 {
-	return (uint32_t)sched_getcpu();
+	return (uint32_t)ipcx_cpu_now();
 }
 
 #define ipcx_barrier_compiler() __asm__ __volatile__("" ::: "memory")

@@ -11,7 +11,9 @@
 #define IPCX_SYS_H
 
 #include <errno.h>
+#include <sched.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,6 +97,31 @@ static inline uint64_t ipcx_deadline_ns(const struct timespec *abs_mono)
 	if ((uint64_t)abs_mono->tv_sec >= UINT64_MAX / 1000000000ull - 1)
 		return UINT64_MAX;
 	return (uint64_t)abs_mono->tv_sec * 1000000000ull + (uint64_t)abs_mono->tv_nsec;
+}
+
+/* glibc (2.35+) registers an rseq area per thread at this offset from the
+ * thread pointer; __rseq_size is 0 when it did not (tunable off, old
+ * kernel). Declared here rather than through <sys/rseq.h>, whose struct
+ * rseq clashes with <linux/rseq.h> where both are included. */
+extern const ptrdiff_t __rseq_offset;
+extern const unsigned int __rseq_size;
+
+/*
+ * CPU the caller runs on now, or -1 if unknown. The kernel keeps the rseq
+ * area's cpu_id (offset 4) current at every return to user space, so a
+ * load answers; sched_getcpu() reads the same word behind a library call.
+ */
+static inline int ipcx_cpu_now(void)
+{
+	if (likely(__rseq_size >= 8)) {
+		const volatile int32_t *id = (const volatile int32_t *)
+			((char *)__builtin_thread_pointer() + __rseq_offset + 4);
+		int32_t c = *id;
+
+		if (likely(c >= 0))
+			return c;
+	}
+	return sched_getcpu();
 }
 
 static inline pid_t ipcx_gettid(void)

@@ -26,6 +26,8 @@
 #include "bench.h"
 #include "bench_util.h"
 
+#define BATCH 1000u
+
 static int reap(pid_t pid)
 {
 	int st;
@@ -50,37 +52,46 @@ static uint64_t iters_or(const struct bench_env *env, uint64_t def)
 
 static int mutex_uncontended_ipcx(const struct bench_env *env, struct bench_run *run)
 {
-	const uint64_t batch = 1000;
-	uint64_t batches = iters_or(env, 2000000) / batch, b, i, t0;
-	struct ipcx_mutex *m = bench_shared(4096);
-	int ret = 0;
+	struct unc {
+		struct ipcx_mutex m;
+		uint64_t counter;	/* guarded: checks the lock is taken */
+	} *s = bench_shared(sizeof(struct unc));
+	uint64_t b, i, nb = iters_or(env, 2000000) / BATCH, warm = bench_warmup(env);
+	int ret;
 
-	if (!m)
-		return -ENOMEM;
-	ret = ipcx_mutex_init(m, NULL);
-	if (ret)
-		goto out;
+	if (!s)
+		return bench_fail(run, "mmap");
+	ret = ipcx_mutex_init(&s->m, NULL);
+	if (ret) {
+		bench_shared_free(s, sizeof(*s));
+		return bench_fail(run, "ipcx_mutex_init: %d", ret);
+	}
 	bench_pin(env->cpu[0]);
-	for (i = 0; i < 10000; i++) {		/* warm up */
-		ipcx_mutex_lock(m);
-		ipcx_mutex_unlock(m);
+	/* Same loop as the pthread rows (peers_sync.c): count inside. */
+	for (i = 0; i < warm; i++) {
+		ret |= ipcx_mutex_lock(&s->m);
+		s->counter++;
+		ret |= ipcx_mutex_unlock(&s->m);
 	}
-	run->n = 0;
-	for (b = 0; b < batches; b++) {
-		t0 = bench_now_ns();
-		for (i = 0; i < batch; i++) {
-			if (ipcx_mutex_lock(m) || ipcx_mutex_unlock(m)) {
-				ret = -EIO;
-				goto out;
-			}
+	run->per_sample = BATCH;
+	for (b = 0; b < nb && !ret; b++) {
+		uint64_t t0 = bench_now_ns();
+
+		for (i = 0; i < BATCH; i++) {
+			ret |= ipcx_mutex_lock(&s->m);
+			s->counter++;
+			ret |= ipcx_mutex_unlock(&s->m);
 		}
-		if (run->n < run->cap)
-			run->samples[run->n++] = (bench_now_ns() - t0) / batch;
+		bench_sample(run, bench_now_ns() - t0);
 	}
-	snprintf(run->note, sizeof(run->note), "robust, ns per lock+unlock (batches of %llu)",
-		 (unsigned long long)batch);
-out:
-	munmap(m, 4096);
+	if (ret)
+		ret = bench_fail(run, "ipcx_mutex_lock/unlock failed: %d", ret);
+	else if (s->counter != warm + nb * BATCH)
+		ret = bench_fail(run, "counter %llu != %llu", (unsigned long long)s->counter,
+				 (unsigned long long)(warm + nb * BATCH));
+	snprintf(run->note, sizeof(run->note), "robust, ns per lock+unlock (batches of %u)",
+		 BATCH);
+	bench_shared_free(s, sizeof(*s));
 	return ret;
 }
 BENCH_CASE("mutex_uncontended", "ipcx", "ns/op", mutex_uncontended_ipcx);
