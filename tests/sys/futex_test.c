@@ -5,6 +5,7 @@
  * and the robust-list head glibc registers.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "kselftest_harness.h"
@@ -238,6 +239,27 @@ TEST(raw_syscalls_leave_errno_alone)
 	errno = 1234;
 	ASSERT_EQ(-EAGAIN, ipcx_futex_wait(&w, 0, NULL, false));
 	ASSERT_EQ(1234, errno);
+}
+
+/* The rseq read names the CPU the caller is pinned to, on every CPU. */
+TEST(cpu_now_follows_the_pinned_cpu)
+{
+	cpu_set_t old, one;
+	int cpu, seen = 0;
+
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(old), &old));
+	for (cpu = 0; cpu < CPU_SETSIZE && seen < 8; cpu++) {
+		if (!CPU_ISSET(cpu, &old))
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		ASSERT_EQ(0, sched_setaffinity(0, sizeof(one), &one));
+		EXPECT_EQ(cpu, ipcx_cpu_now());
+		EXPECT_EQ(sched_getcpu(), ipcx_cpu_now());
+		seen++;
+	}
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(old), &old));
+	ASSERT_LT(0, seen);
 }
 
 TEST_HARNESS_MAIN
