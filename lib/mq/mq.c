@@ -666,6 +666,7 @@ int ipcx_mq_recover(struct ipcx_mq *q)
 static int mq_enter(struct ipcx_mq *q, bool send, const struct timespec *dl, uint32_t me)
 {
 	struct ipcx_mq_side *s = send ? &q->h->send : &q->h->recv;
+	uint32_t n;
 	int r;
 
 	if (q->spsc) {
@@ -682,7 +683,15 @@ static int mq_enter(struct ipcx_mq *q, bool send, const struct timespec *dl, uin
 		if (unlikely(r == 1))
 			mq_repair(q, send);
 	}
-	mq_note_cpu(s);
+	/*
+	 * The CPU note only steers a waiting peer's choice to spin; every
+	 * 64th entry keeps it fresh enough (a stale one costs the peer at
+	 * most one spin budget), and mq_wait notes ours before waiting.
+	 */
+	n = __atomic_load_n(&q->enters, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->enters, n + 1, __ATOMIC_RELAXED);
+	if (unlikely(!(n % 64)))
+		mq_note_cpu(s);
 	return 0;
 }
 
@@ -739,6 +748,8 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 	case IPCX_MQ_WAIT_DEFAULT: {
 		uint32_t pc = __atomic_load_n(&peer->cpu, __ATOMIC_RELAXED);
 		int c = ipcx_cpu_now();
+
+		mq_note_cpu(send ? &h->send : &h->recv);
 
 		if (pc && c >= 0 && pc != (uint32_t)c + 1 && mq_ncpus() > 1)
 			spin = q->spin_ns;
@@ -997,6 +1008,21 @@ static int mq_scan(struct ipcx_mq *q, uint32_t *lvl, uint32_t *idx)
 							: MQ_LD(&mq_ring(q, l)[head & q->mask]);
 		} else {
 			*idx = MQ_LD(&mq_ring(q, l)[head & q->mask]);
+		}
+		/*
+		 * More queued at this level: start pulling the next one's
+		 * lines from the sender's cache now, so its transfer overlaps
+		 * this message's copy instead of stalling the next receive.
+		 */
+		if (R->tail_seen - head >= 2) {
+			uint32_t n = MQ_LD(&mq_ring(q, l)[(head + 1) & q->mask]);
+
+			if (n < q->max_msgs) {
+				const char *p = (const char *)mq_slot(q, n);
+
+				__builtin_prefetch(p);
+				__builtin_prefetch(p + 64);
+			}
 		}
 		*lvl = l;
 		if (unlikely(*idx >= q->max_msgs || mq_slot(q, *idx)->len > q->max_size))

@@ -35,6 +35,7 @@ struct ipcx_mq {
 	int fd;
 	bool own_fd;
 	uint32_t pubs[2];	/* commits, releases through this handle (fences_idle) */
+	uint32_t enters;	/* side entries through this handle (CPU note every 64th) */
 };
 
 /*

@@ -7,6 +7,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -801,6 +802,78 @@ TEST(threads_share_a_handle)
 	for (i = 0; i < TH_N * TH_PER; i++)
 		ASSERT_EQ(1, seen[i]);
 	ipcx_mq_close(q);
+}
+
+/*
+ * The default wait policy spins only while the peer was last seen on
+ * another CPU: a receiver waiting 100 ms for a sender that noted another
+ * CPU burns about its spin budget (set to 20 ms here) before sleeping; with
+ * the sender noted on the receiver's own CPU it sleeps at once.
+ */
+static uint64_t default_wait_cpu_ns(int sender_cpu, int receiver_cpu)
+{
+	struct ipcx_mq_opts o = { .sz = sizeof(o), .max_msgs = 4, .max_size = 8,
+				  .flags = IPCX_MQ_SPSC, .wait = IPCX_MQ_WAIT_DEFAULT,
+				  .spin_ns = 20000000 };
+	struct ipcx_mq *q;
+	struct timespec c0, c1;
+	cpu_set_t cs;
+	char buf[8];
+	pid_t pid;
+	int r;
+
+	if (ipcx_mq_open_memfd(&q, &o))
+		return UINT64_MAX;
+	pid = fork();
+	if (pid == 0) {
+		CPU_ZERO(&cs);
+		CPU_SET(sender_cpu, &cs);
+		if (sched_setaffinity(0, sizeof(cs), &cs) ||
+		    ipcx_mq_send(q, "hi", 2, 0))	/* the first entry notes the CPU */
+			_exit(1);
+		t_sleep_ms(100);
+		_exit(ipcx_mq_send(q, "hi", 2, 0) ? 1 : 0);
+	}
+	CPU_ZERO(&cs);
+	CPU_SET(receiver_cpu, &cs);
+	r = sched_setaffinity(0, sizeof(cs), &cs);
+	r = r ? -1 : (int)ipcx_mq_receive(q, buf, sizeof(buf), NULL);	/* the first */
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+	if (r == 2)
+		r = (int)ipcx_mq_receive(q, buf, sizeof(buf), NULL);	/* waits ~100 ms */
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	if (t_wait(pid) || r != 2)
+		r = -1;
+	ipcx_mq_close(q);
+	return r == 2 ? (uint64_t)(c1.tv_sec - c0.tv_sec) * 1000000000ull + c1.tv_nsec - c0.tv_nsec
+		      : UINT64_MAX;
+}
+
+TEST(default_wait_spins_only_for_a_peer_on_another_cpu)
+{
+	cpu_set_t old;
+	int a = -1, b = -1, i;
+	uint64_t same, other;
+
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(old), &old));
+	for (i = 0; i < CPU_SETSIZE && b < 0; i++)
+		if (CPU_ISSET(i, &old)) {
+			if (a < 0)
+				a = i;
+			else
+				b = i;
+		}
+	if (b < 0)
+		SKIP(return, "needs two CPUs");
+	same = default_wait_cpu_ns(a, a);
+	other = default_wait_cpu_ns(b, a);
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(old), &old));
+	ASSERT_NE(UINT64_MAX, same);
+	ASSERT_NE(UINT64_MAX, other);
+	TH_LOG("receiver CPU time while waiting: peer on its CPU %llu us, elsewhere %llu us",
+	       (unsigned long long)same / 1000, (unsigned long long)other / 1000);
+	EXPECT_LT(same, 5000000ull);	/* slept at once (a few us of work) */
+	EXPECT_GT(other, 10000000ull);	/* spun ~20 ms first */
 }
 
 TEST_HARNESS_MAIN
