@@ -761,7 +761,7 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 	if (spin) {
 		uint64_t start = ipcx_now_ns(CLOCK_MONOTONIC), end;
 		bool predict = !send && q->spsc && h->recv.inorder;
-		unsigned int relax = predict ? 1 : 4, i = 0, k;
+		unsigned int relax = predict ? 1 : send ? 16 : 4, i = 0, k;
 		/*
 		 * A sender that found the queue full waits, for its first
 		 * ~2 us of spinning, for a batch of room: taking slots one
@@ -784,7 +784,11 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 			 * look pulls the lines the peer writes per message
 			 * back into shared state, and a peer that finds them
 			 * still exclusive publishes several messages per
-			 * transfer.
+			 * transfer. A sender waiting for room looks only every
+			 * 16: the receiver has a full queue to work through,
+			 * and each look at recv_pos costs the receiver a
+			 * transfer on its next release (random priorities
+			 * 0..31 through a full queue: +20% messages/s).
 			 */
 			if (send ? MQ_LD(&h->recv_pos) - MQ_LD(&h->send.pos) >= (i < 16 ? batch : 1)
 				 : predict ? mq_predict_ready(q) || ((i & 63) == 63 && mq_ready(q, false))
