@@ -52,17 +52,18 @@ struct bench_def {
 
 static const struct bench_def defs[] = {
 	/*
-	 * A 10 ns operation: the host's noise comes in phases (from tens of
-	 * ms to seconds) that double the cost of every locked instruction, so
-	 * this bench runs 6x the repetitions, short ones, and an odd count
-	 * (see run_bench).
+	 * The host's noise comes in phases (from tens of ms to seconds) that
+	 * make a whole repetition fast or slow: a 10 ns lock costs twice as
+	 * much, a sleeping round trip 21 or 75 us. Benches whose rows share a
+	 * bar run rep_mult times the repetitions, each that much shorter (an
+	 * odd count), and report the interquartile mean (see run_bench).
 	 */
 	{ "mutex_uncontended", 600000, 300000, "lock+unlock, one process", 6 },
 	{ "mutex_handoff_2proc", 4000000, 1000000, "2 pinned processes contending" },
-	{ "cond_pingpong", 20000, 3000, "mutex+condvar round trip" },
-	{ "sem_pingpong", 20000, 3000, "semaphore round trip" },
+	{ "cond_pingpong", 6667, 1000, "mutex+condvar round trip", 3 },
+	{ "sem_pingpong", 6667, 1000, "semaphore round trip", 3 },
 	{ "mq_throughput_64", 1000000, 100000, "64 B, 1 -> 1 process, capacity 1024" },
-	{ "mq_throughput_64_prio", 1000000, 60000, "same, random priorities 0..31" },
+	{ "mq_throughput_64_prio", 333333, 20000, "same, random priorities 0..31", 3 },
 	{ "mq_throughput_1k", 1000000, 60000, "1 KiB, 1 -> 1 process, capacity 1024" },
 	{ "mq_rtt_64", 20000, 3000, "64 B round trip through two queues" },
 	{ "alloc_random", 2000000, 300000, "alloc-or-free 16..512 B, ~100k live" },
