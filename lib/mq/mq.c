@@ -813,14 +813,15 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 	 * is gone.
 	 */
 	for (;;) {
-		uint32_t *fw = send ? &h->wseq_fence : &h->rseq_fence;
-		bool fenced = ipcx_mq_fences_begin(fw), ready;
+		uint32_t *fw = send ? &h->wseq_fence : &h->rseq_fence, gen;
+		bool fenced = ipcx_mq_fences_begin(fw, &gen), ready;
 		uint32_t v = ipcx_mq_seq_arm(seq);
 		uint64_t now, until;
 		struct timespec t;
 
 		ready = mq_ready(q, send);
-		ipcx_mq_fences_end(fw);
+		if (!ipcx_mq_fences_end(fw, gen) && !ready)
+			continue;	/* counted out while re-checking: again */
 		if (ready)
 			return 0;
 		now = ipcx_now_ns(CLOCK_MONOTONIC);

@@ -124,12 +124,17 @@ extern int ipcx_mq_mb;	/* 1: registered for GLOBAL_EXPEDITED, -1: cannot be, 0: 
  * The fence word of a direction (rseq_fence, wseq_fence): bits 0-1 the
  * state (0 publishers skip the fence, 1 a barrier is being issued, 2
  * publishers fence), bit 2 "a waiter came since the last idle check",
- * bits 3-31 the waiters between arming and re-checking.
+ * bits 3-15 the waiters between arming and re-checking, bits 16-31 a
+ * generation, bumped when a publisher drops counts that outlived a whole
+ * idle period (a waiter killed between arming and re-checking).
  */
 #define MQ_FENCE_STATE	3u
 #define MQ_FENCE_ON	2u
 #define MQ_FENCE_RECENT	4u
 #define MQ_FENCE_ONE	8u
+#define MQ_FENCE_COUNT	0xfff8u
+#define MQ_FENCE_GEN1	0x10000u
+#define MQ_FENCE_GEN	0xffff0000u
 /* Publishes between a publisher's attempts to turn fences off again. */
 #define MQ_FENCE_IDLE	256u
 
@@ -150,16 +155,19 @@ static inline void ipcx_mq_pub_fence(const uint32_t *fw)
 /*
  * A waiter is about to arm and re-check: publishers must fence until
  * ipcx_mq_fences_end(). If they may not have been fencing, issue the
- * barrier (once state 2 is reached, later waiters skip it). Return: false
- * if the barrier could not be issued (membarrier unavailable or failing):
- * fences are on from now (state 2) but a publisher may have skipped its
- * fence just before, so the caller must not sleep long on this re-check.
+ * barrier (once state 2 is reached, later waiters skip it). *@gen receives
+ * the generation the waiter was counted in, for ipcx_mq_fences_end().
+ * Return: false if the barrier could not be issued (membarrier unavailable
+ * or failing): fences are on from now (state 2) but a publisher may have
+ * skipped its fence just before, so the caller must not sleep long on this
+ * re-check.
  */
-static inline bool ipcx_mq_fences_begin(uint32_t *fw)
+static inline bool ipcx_mq_fences_begin(uint32_t *fw, uint32_t *gen)
 {
 	uint32_t v = __atomic_add_fetch(fw, MQ_FENCE_ONE, __ATOMIC_SEQ_CST);
 	bool ok;
 
+	*gen = v & MQ_FENCE_GEN;
 	if (!(v & MQ_FENCE_RECENT))
 		__atomic_fetch_or(fw, MQ_FENCE_RECENT, __ATOMIC_RELAXED);
 	if ((v & MQ_FENCE_STATE) == MQ_FENCE_ON)
@@ -177,9 +185,22 @@ static inline bool ipcx_mq_fences_begin(uint32_t *fw)
 	return ok;
 }
 
-static inline void ipcx_mq_fences_end(uint32_t *fw)
+/*
+ * Count the waiter out. Return: false if its count was dropped meanwhile
+ * (it stayed between arm and re-check for a whole idle period, say
+ * preempted): fences may have stopped before its re-check, which therefore
+ * proves nothing; the caller looks again from ipcx_mq_fences_begin().
+ */
+static inline bool ipcx_mq_fences_end(uint32_t *fw, uint32_t gen)
 {
-	__atomic_fetch_sub(fw, MQ_FENCE_ONE, __ATOMIC_RELEASE);
+	uint32_t v = __atomic_load_n(fw, __ATOMIC_RELAXED);
+
+	do {
+		if ((v & MQ_FENCE_GEN) != gen || !(v & MQ_FENCE_COUNT))
+			return false;
+	} while (!__atomic_compare_exchange_n(fw, &v, v - MQ_FENCE_ONE, false,
+					      __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	return true;
 }
 
 /*
@@ -187,23 +208,31 @@ static inline void ipcx_mq_fences_end(uint32_t *fw)
  * period has passed with no waiter at all (a waiter arriving later finds
  * state 0 and issues the barrier itself). A period with waiters only
  * clears the "recent" mark, so a peer that sleeps often does not pay a
- * membarrier per sleep. Only exact words are replaced (CAS), so a waiter
- * counted in the meantime keeps fences on.
+ * membarrier per sleep. A whole period with no waiter arriving but some
+ * still counted means those counts belong to waiters killed between
+ * arming and re-checking (or stalled there, who then look again: see
+ * ipcx_mq_fences_end): they are dropped under a new generation, fences
+ * staying on for one more period. Only exact words are replaced (CAS).
  */
 static inline void ipcx_mq_fences_idle(uint32_t *fw, uint32_t *pubs)
 {
-	uint32_t n = __atomic_load_n(pubs, __ATOMIC_RELAXED) + 1, v;
+	uint32_t n = __atomic_load_n(pubs, __ATOMIC_RELAXED) + 1, v, nv;
 
 	__atomic_store_n(pubs, n, __ATOMIC_RELAXED);
 	if (likely(n % MQ_FENCE_IDLE))
 		return;
-	v = MQ_FENCE_ON | MQ_FENCE_RECENT;
-	if (!__atomic_compare_exchange_n(fw, &v, MQ_FENCE_ON, false, __ATOMIC_RELAXED,
-					 __ATOMIC_RELAXED) && v == MQ_FENCE_ON)
-		__atomic_compare_exchange_n(fw, &v, 0, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	v = __atomic_load_n(fw, __ATOMIC_RELAXED);
+	if (!(v & (MQ_FENCE_STATE | MQ_FENCE_COUNT)))
+		return;
+	if (v & MQ_FENCE_RECENT)
+		nv = v & ~MQ_FENCE_RECENT;
+	else if (v & MQ_FENCE_COUNT)	/* (a death before the state moved leaves 0) */
+		nv = ((v & MQ_FENCE_GEN) + MQ_FENCE_GEN1) | (v & MQ_FENCE_STATE ? MQ_FENCE_ON : 0);
+	else
+		nv = v & MQ_FENCE_GEN;
+	__atomic_compare_exchange_n(fw, &v, nv, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
 }
 
-/* Publish "a waiter sleeps on @seq" and return the value to wait for. */
 static inline uint32_t ipcx_mq_seq_arm(uint32_t *seq)
 {
 	uint32_t v = MQ_LD(seq);

@@ -19,20 +19,21 @@ static int mq_arm(struct ipcx_mq *q, int writable, uint32_t **word, uint32_t *va
 {
 	uint32_t *seq = writable ? &q->h->wseq : &q->h->rseq;
 	uint32_t *fw = writable ? &q->h->wseq_fence : &q->h->rseq_fence;
-	uint32_t v;
+	uint32_t v, gen;
 	bool ready, fenced;
 
 	/*
 	 * Only the arm and the re-check need fencing publishers: once the
 	 * bit is visible, a publisher that tests it later wakes us anyway.
 	 */
-	fenced = ipcx_mq_fences_begin(fw);
+	fenced = ipcx_mq_fences_begin(fw, &gen);
 	v = ipcx_mq_seq_arm(seq);
 	ready = writable ? ipcx_mq_writable(q) : ipcx_mq_readable(q);
-	ipcx_mq_fences_end(fw);
+	fenced &= ipcx_mq_fences_end(fw, gen);
 	/*
-	 * Without the barrier a publisher's store may still have been on its
-	 * way: say "look again" rather than let the caller sleep on it.
+	 * Without the barrier (or with our count dropped before the re-check
+	 * ended) a publisher's store may still have been on its way: say
+	 * "look again" rather than let the caller sleep on it.
 	 */
 	if (ready || !fenced)
 		return 1;

@@ -7,7 +7,8 @@
  * receiver killed at any store of a receive loses or reorders nothing; a
  * blocking in-order receive with two messages pending takes the higher one
  * without arming a wait; a handle that alternately sends and receives lets
- * both directions' fences turn off. The sweeps kill a child before its
+ * both directions' fences turn off; a waiter killed while counted into a
+ * fence word does not keep fences on forever. The sweeps kill a child before its
  * K-th store (t_die_at_store, x86-64 only: SKIP elsewhere).
  */
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include "kselftest_harness.h"
 #include "ipcx_test.h"
 #include <ipcx.h>
+#include "mq/mq.h"		/* the fence word's layout and helpers */
 
 struct rv { struct ipcx_mq *q; };
 
@@ -233,6 +235,91 @@ TEST(alternating_handle_fences_idle)
 	EXPECT_EQ(0u, h->rseq_fence & 3) TH_LOG("rseq_fence %#x", h->rseq_fence);
 	ipcx_mq_close(q);
 	munmap(h, QLEN);
+}
+
+static void timed_recv(void *arg)
+{
+	struct rv *x = arg;
+	struct timespec dl = t_deadline_ms(30);
+	char buf[16];
+
+	ipcx_mq_timedreceive(x->q, buf, sizeof(buf), NULL, &dl);
+}
+
+/*
+ * A receiver killed at every store of a timed receive on an empty queue:
+ * deaths between counting itself into rseq_fence and counting itself out
+ * leave a count behind. Publishes must drop it within a few idle periods
+ * (before, commits fenced for the queue's whole life), and messages still
+ * flow in order.
+ */
+TEST(killed_waiter_fence_count_is_dropped)
+{
+	int k, in_window = 0;
+
+	NEED_STEPPING();
+
+	pin();
+	for (k = 1; k < 200; k++) {
+		struct rv x;
+		struct ipcx_mq_header *h = queue_at(&x.q, IPCX_MQ_SPSC, IPCX_MQ_WAIT_SLEEP);
+		char buf[16];
+		int st, i;
+
+		ASSERT_NE(NULL, h);
+		st = t_die_at_store(h, QLEN, k, timed_recv, &x);
+		if (h->rseq_fence & MQ_FENCE_COUNT)
+			in_window++;
+		for (i = 0; i < 4 * MQ_FENCE_IDLE; i++) {
+			buf[0] = (char)i;
+			ASSERT_EQ(0, ipcx_mq_send(x.q, buf, 1, 0));
+			buf[0] = 0;
+			ASSERT_EQ(1, ipcx_mq_receive(x.q, buf, sizeof(buf), NULL));
+			ASSERT_EQ((char)i, buf[0]);
+		}
+		EXPECT_EQ(0u, h->rseq_fence & (MQ_FENCE_COUNT | MQ_FENCE_STATE))
+			TH_LOG("death at store %d: rseq_fence %#x", k, h->rseq_fence);
+		ipcx_mq_close(x.q);
+		munmap(h, QLEN);
+		if (st == 0)
+			break;
+		ASSERT_EQ(128 + SIGKILL, st);
+	}
+	ASSERT_GT(in_window, 0);	/* the sweep did die between begin and end */
+}
+
+/*
+ * A live waiter stalled between arming and re-checking for a whole idle
+ * period has its count dropped; counting out then says so, and its
+ * re-check must not be trusted (the caller looks again).
+ */
+TEST(stalled_waiter_is_told_its_count_was_dropped)
+{
+	uint32_t fw = 0, pubs = 0, gen, gen2;
+	int i;
+
+	ipcx_mq_fences_begin(&fw, &gen);
+	EXPECT_EQ(MQ_FENCE_ON, fw & MQ_FENCE_STATE);
+	EXPECT_EQ(MQ_FENCE_ONE, fw & MQ_FENCE_COUNT);
+	/* a waiter that only passes through keeps its count */
+	ipcx_mq_fences_begin(&fw, &gen2);
+	ASSERT_TRUE(ipcx_mq_fences_end(&fw, gen2));
+	for (i = 0; i < MQ_FENCE_IDLE; i++)	/* clears "recent" */
+		ipcx_mq_fences_idle(&fw, &pubs);
+	EXPECT_EQ(MQ_FENCE_ONE, fw & MQ_FENCE_COUNT);
+	for (i = 0; i < MQ_FENCE_IDLE; i++)	/* a whole period: dropped */
+		ipcx_mq_fences_idle(&fw, &pubs);
+	EXPECT_EQ(0u, fw & MQ_FENCE_COUNT);
+	EXPECT_EQ(MQ_FENCE_ON, fw & MQ_FENCE_STATE);	/* one more period on */
+	EXPECT_FALSE(ipcx_mq_fences_end(&fw, gen));
+	EXPECT_EQ(0u, fw & MQ_FENCE_COUNT);		/* no underflow */
+	for (i = 0; i < MQ_FENCE_IDLE; i++)
+		ipcx_mq_fences_idle(&fw, &pubs);
+	EXPECT_EQ(0u, fw & MQ_FENCE_STATE);
+	/* the next waiter starts afresh */
+	ipcx_mq_fences_begin(&fw, &gen2);
+	EXPECT_NE(gen, gen2);
+	EXPECT_TRUE(ipcx_mq_fences_end(&fw, gen2));
 }
 
 TEST_HARNESS_MAIN
