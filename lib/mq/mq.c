@@ -935,7 +935,7 @@ mq_commit_in(struct ipcx_mq *q, uint32_t me, size_t len, unsigned int prio)
 	ipcx_mq_pub_fence(&h->rseq_fence);
 	if (unlikely(__atomic_load_n(&h->rseq, __ATOMIC_RELAXED) & MQ_W))
 		ipcx_mq_seq_wake(&h->rseq, false);
-	ipcx_mq_fences_idle(&h->rseq_fence, &q->pubs[0]);
+	ipcx_mq_fences_idle(&h->rseq_fence, &q->pubs[0], &q->fseen[0]);
 	MQ_ST(&s->intent, 0);
 	MQ_ST(&s->zc, 0);
 	mq_leave(q, true, me);
@@ -1148,7 +1148,7 @@ static __attribute__((always_inline)) inline void mq_release_in(struct ipcx_mq *
 	ipcx_mq_pub_fence(&h->wseq_fence);
 	if (unlikely(__atomic_load_n(&h->wseq, __ATOMIC_RELAXED) & MQ_W))
 		ipcx_mq_seq_wake(&h->wseq, false);
-	ipcx_mq_fences_idle(&h->wseq_fence, &q->pubs[1]);
+	ipcx_mq_fences_idle(&h->wseq_fence, &q->pubs[1], &q->fseen[1]);
 	MQ_ST(&s->intent, 0);
 	MQ_ST(&s->zc, 0);
 	mq_leave(q, false, me);

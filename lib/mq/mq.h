@@ -35,6 +35,7 @@ struct ipcx_mq {
 	int fd;
 	bool own_fd;
 	uint32_t pubs[2];	/* commits, releases through this handle (fences_idle) */
+	uint32_t fseen[2];	/* rseq_fence, wseq_fence as this handle's last idle check left them */
 	uint32_t enters;	/* side entries through this handle (CPU note every 64th) */
 };
 
@@ -126,7 +127,10 @@ extern int ipcx_mq_mb;	/* 1: registered for GLOBAL_EXPEDITED, -1: cannot be, 0: 
  * publishers fence), bit 2 "a waiter came since the last idle check",
  * bits 3-15 the waiters between arming and re-checking, bits 16-31 a
  * generation, bumped when a publisher drops counts that outlived a whole
- * idle period (a waiter killed between arming and re-checking).
+ * idle period (a waiter killed between arming and re-checking). An 8192nd
+ * waiter counted at once would carry into the generation: every waiter
+ * counted then finds its generation gone and looks again (safe, and far
+ * beyond any real number of threads in that window).
  */
 #define MQ_FENCE_STATE	3u
 #define MQ_FENCE_ON	2u
@@ -162,6 +166,8 @@ static inline void ipcx_mq_pub_fence(const uint32_t *fw)
  * skipped its fence just before, so the caller must not sleep long on this
  * re-check.
  */
+static inline void ipcx_mq_fences_promote(uint32_t *fw, uint32_t gen);
+
 static inline bool ipcx_mq_fences_begin(uint32_t *fw, uint32_t *gen)
 {
 	uint32_t v = __atomic_add_fetch(fw, MQ_FENCE_ONE, __ATOMIC_SEQ_CST);
@@ -177,12 +183,24 @@ static inline bool ipcx_mq_fences_begin(uint32_t *fw, uint32_t *gen)
 					    __ATOMIC_RELAXED))
 		;
 	ok = ipcx_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
-	v = __atomic_load_n(fw, __ATOMIC_RELAXED);
-	while ((v & MQ_FENCE_STATE) == 1 &&
+	ipcx_mq_fences_promote(fw, *gen);
+	return ok;
+}
+
+/*
+ * After a waiter's barrier: state 1 becomes 2. State 2 must mean "a barrier
+ * completed since the state last left 0", so only a waiter still counted
+ * in the generation it counted in promotes (a dropped one's barrier may
+ * predate a later 1).
+ */
+static inline void ipcx_mq_fences_promote(uint32_t *fw, uint32_t gen)
+{
+	uint32_t v = __atomic_load_n(fw, __ATOMIC_RELAXED);
+
+	while ((v & MQ_FENCE_STATE) == 1 && (v & MQ_FENCE_GEN) == gen &&
 	       !__atomic_compare_exchange_n(fw, &v, (v & ~MQ_FENCE_STATE) | MQ_FENCE_ON, false,
 					    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
 		;
-	return ok;
 }
 
 /*
@@ -204,17 +222,21 @@ static inline bool ipcx_mq_fences_end(uint32_t *fw, uint32_t gen)
 }
 
 /*
- * A publisher, every MQ_FENCE_IDLE publishes: fences stop once a whole
- * period has passed with no waiter at all (a waiter arriving later finds
- * state 0 and issues the barrier itself). A period with waiters only
- * clears the "recent" mark, so a peer that sleeps often does not pay a
- * membarrier per sleep. A whole period with no waiter arriving but some
- * still counted means those counts belong to waiters killed between
- * arming and re-checking (or stalled there, who then look again: see
- * ipcx_mq_fences_end): they are dropped under a new generation, fences
- * staying on for one more period. Only exact words are replaced (CAS).
+ * A publisher, every MQ_FENCE_IDLE publishes through its handle: fences
+ * stop once the word has stayed "fencing, nobody counted" for one of the
+ * handle's whole periods (a waiter arriving later finds state 0 and issues
+ * the barrier itself). A waiter arriving only clears the "recent" mark, so
+ * a peer that sleeps often does not pay a membarrier per sleep. Counts
+ * that stayed unchanged, with no waiter arriving, for a whole period of
+ * this handle belong to waiters killed between arming and re-checking (or
+ * stalled there, who then look again: see ipcx_mq_fences_end): they are
+ * dropped under the next generation, the state kept as it is (a 1 goes to
+ * 0 at a later check; a 2 stays on one more period). "Unchanged for a
+ * whole period of this handle" (@seen: the word this handle left at its
+ * last check) keeps two handles checking a moment apart from dropping a
+ * live waiter's count. Only exact words are replaced (CAS).
  */
-static inline void ipcx_mq_fences_idle(uint32_t *fw, uint32_t *pubs)
+static inline void ipcx_mq_fences_idle(uint32_t *fw, uint32_t *pubs, uint32_t *seen)
 {
 	uint32_t n = __atomic_load_n(pubs, __ATOMIC_RELAXED) + 1, v, nv;
 
@@ -222,15 +244,19 @@ static inline void ipcx_mq_fences_idle(uint32_t *fw, uint32_t *pubs)
 	if (likely(n % MQ_FENCE_IDLE))
 		return;
 	v = __atomic_load_n(fw, __ATOMIC_RELAXED);
-	if (!(v & (MQ_FENCE_STATE | MQ_FENCE_COUNT)))
-		return;
 	if (v & MQ_FENCE_RECENT)
 		nv = v & ~MQ_FENCE_RECENT;
-	else if (v & MQ_FENCE_COUNT)	/* (a death before the state moved leaves 0) */
-		nv = ((v & MQ_FENCE_GEN) + MQ_FENCE_GEN1) | (v & MQ_FENCE_STATE ? MQ_FENCE_ON : 0);
+	else if (v != __atomic_load_n(seen, __ATOMIC_RELAXED) ||
+		 !(v & (MQ_FENCE_STATE | MQ_FENCE_COUNT)))
+		nv = v;
+	else if (v & MQ_FENCE_COUNT)
+		nv = ((v & MQ_FENCE_GEN) + MQ_FENCE_GEN1) | (v & MQ_FENCE_STATE);
 	else
 		nv = v & MQ_FENCE_GEN;
-	__atomic_compare_exchange_n(fw, &v, nv, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+	if (nv != v && !__atomic_compare_exchange_n(fw, &v, nv, false, __ATOMIC_SEQ_CST,
+						    __ATOMIC_RELAXED))
+		nv = v;		/* changed meanwhile: remember that instead */
+	__atomic_store_n(seen, nv, __ATOMIC_RELAXED);
 }
 
 static inline uint32_t ipcx_mq_seq_arm(uint32_t *seq)

@@ -103,7 +103,16 @@ int ipcx_mq_wait_any(struct ipcx_mq *const *qs, unsigned int nr,
 		uint64_t now, until;
 
 		for (i = 0; i < nr; i++) {
-			r = ipcx_mq_waitv_fill(qs[i], &v[i], 0);
+			int tries = 0;
+
+			/*
+			 * 1 without a message: the re-check was not covered
+			 * by fences (barrier failed, or our count dropped);
+			 * arming again is, as fences are on by then.
+			 */
+			do
+				r = ipcx_mq_waitv_fill(qs[i], &v[i], 0);
+			while (r == 1 && !ipcx_mq_readable(qs[i]) && ++tries < 4);
 			if (r == 1)
 				return (int)i;
 		}

@@ -288,6 +288,15 @@ TEST(killed_waiter_fence_count_is_dropped)
 	ASSERT_GT(in_window, 0);	/* the sweep did die between begin and end */
 }
 
+/* One handle's idle check, MQ_FENCE_IDLE publishes' worth of calls. */
+static void idle_period(uint32_t *fw, uint32_t *pubs, uint32_t *seen)
+{
+	int i;
+
+	for (i = 0; i < (int)MQ_FENCE_IDLE; i++)
+		ipcx_mq_fences_idle(fw, pubs, seen);
+}
+
 /*
  * A live waiter stalled between arming and re-checking for a whole idle
  * period has its count dropped; counting out then says so, and its
@@ -295,8 +304,7 @@ TEST(killed_waiter_fence_count_is_dropped)
  */
 TEST(stalled_waiter_is_told_its_count_was_dropped)
 {
-	uint32_t fw = 0, pubs = 0, gen, gen2;
-	int i;
+	uint32_t fw = 0, pubs = 0, seen = 0, gen, gen2;
 
 	ipcx_mq_fences_begin(&fw, &gen);
 	EXPECT_EQ(MQ_FENCE_ON, fw & MQ_FENCE_STATE);
@@ -304,22 +312,70 @@ TEST(stalled_waiter_is_told_its_count_was_dropped)
 	/* a waiter that only passes through keeps its count */
 	ipcx_mq_fences_begin(&fw, &gen2);
 	ASSERT_TRUE(ipcx_mq_fences_end(&fw, gen2));
-	for (i = 0; i < MQ_FENCE_IDLE; i++)	/* clears "recent" */
-		ipcx_mq_fences_idle(&fw, &pubs);
+	idle_period(&fw, &pubs, &seen);		/* clears "recent" */
 	EXPECT_EQ(MQ_FENCE_ONE, fw & MQ_FENCE_COUNT);
-	for (i = 0; i < MQ_FENCE_IDLE; i++)	/* a whole period: dropped */
-		ipcx_mq_fences_idle(&fw, &pubs);
+	idle_period(&fw, &pubs, &seen);		/* unchanged a whole period: dropped */
 	EXPECT_EQ(0u, fw & MQ_FENCE_COUNT);
 	EXPECT_EQ(MQ_FENCE_ON, fw & MQ_FENCE_STATE);	/* one more period on */
 	EXPECT_FALSE(ipcx_mq_fences_end(&fw, gen));
 	EXPECT_EQ(0u, fw & MQ_FENCE_COUNT);		/* no underflow */
-	for (i = 0; i < MQ_FENCE_IDLE; i++)
-		ipcx_mq_fences_idle(&fw, &pubs);
+	idle_period(&fw, &pubs, &seen);
 	EXPECT_EQ(0u, fw & MQ_FENCE_STATE);
 	/* the next waiter starts afresh */
 	ipcx_mq_fences_begin(&fw, &gen2);
 	EXPECT_NE(gen, gen2);
 	EXPECT_TRUE(ipcx_mq_fences_end(&fw, gen2));
+}
+
+/*
+ * A waiter dropped while its barrier was in flight (state 1) must not turn
+ * a later state 1 into 2: 2 would tell the next waiters a barrier covered
+ * them when only one that started before the state last left 0 had run.
+ * The drop keeps state 1, a later check takes it to 0, and a stale waiter
+ * finishing its barrier then leaves the state alone.
+ */
+TEST(dropped_waiter_does_not_promote_the_state)
+{
+	uint32_t pubs = 0, seen = 0, gen2, fw;
+
+	/* a waiter counted in generation 0, its barrier in flight */
+	fw = MQ_FENCE_ONE | MQ_FENCE_RECENT | 1;
+	idle_period(&fw, &pubs, &seen);
+	idle_period(&fw, &pubs, &seen);
+	EXPECT_EQ(MQ_FENCE_GEN1 | 1, fw) TH_LOG("after the drop: %#x", fw);
+	idle_period(&fw, &pubs, &seen);
+	EXPECT_EQ(MQ_FENCE_GEN1, fw) TH_LOG("a check later: %#x", fw);
+	/* a new waiter gets as far as state 1 ... */
+	fw = (fw + MQ_FENCE_ONE) | 1;
+	/* ... when the stale one (generation 0) finishes its barrier */
+	ipcx_mq_fences_promote(&fw, 0);
+	EXPECT_EQ(1u, fw & MQ_FENCE_STATE);
+	ipcx_mq_fences_promote(&fw, MQ_FENCE_GEN1);	/* the new one's */
+	EXPECT_EQ(MQ_FENCE_ON, fw & MQ_FENCE_STATE);
+	/* the real helper: a waiter of the current generation promotes */
+	fw = MQ_FENCE_GEN1 | 1;
+	ipcx_mq_fences_begin(&fw, &gen2);
+	EXPECT_EQ(MQ_FENCE_GEN1, gen2);
+	EXPECT_EQ(MQ_FENCE_ON, fw & MQ_FENCE_STATE);
+	EXPECT_TRUE(ipcx_mq_fences_end(&fw, gen2));
+}
+
+/*
+ * Two publishing handles check a moment apart: the second must not drop a
+ * live waiter's count just because the first cleared "recent"; only a
+ * word unchanged over a whole period of the same handle is dropped.
+ */
+TEST(two_handles_do_not_drop_a_live_waiter)
+{
+	uint32_t fw = MQ_FENCE_ON | MQ_FENCE_RECENT | MQ_FENCE_ONE;
+	uint32_t pa = 0, sa = 0, pb = 0, sb = 0;
+
+	idle_period(&fw, &pa, &sa);	/* A: clears "recent" */
+	EXPECT_EQ(MQ_FENCE_ON | MQ_FENCE_ONE, fw);
+	idle_period(&fw, &pb, &sb);	/* B, just after: not B's whole period */
+	EXPECT_EQ(MQ_FENCE_ON | MQ_FENCE_ONE, fw);
+	idle_period(&fw, &pa, &sa);	/* A again: unchanged since A's last look */
+	EXPECT_EQ(MQ_FENCE_GEN1 | MQ_FENCE_ON, fw);
 }
 
 TEST_HARNESS_MAIN
