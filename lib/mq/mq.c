@@ -820,8 +820,12 @@ static int mq_wait(struct ipcx_mq *q, bool send, const struct timespec *dl)
 		struct timespec t;
 
 		ready = mq_ready(q, send);
-		if (!ipcx_mq_fences_end(fw, gen) && !ready)
-			continue;	/* counted out while re-checking: again */
+		if (!ipcx_mq_fences_end(fw, gen) && !ready) {
+			/* counted out while re-checking: again */
+			if (ipcx_now_ns(CLOCK_MONOTONIC) >= dln)
+				return -ETIMEDOUT;
+			continue;
+		}
 		if (ready)
 			return 0;
 		now = ipcx_now_ns(CLOCK_MONOTONIC);

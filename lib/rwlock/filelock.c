@@ -27,6 +27,7 @@
 #include <ipcx/filelock.h>
 
 #include "rwlock_priv.h"
+#include "../shm/shm_priv.h"
 #include "../sys/sys.h"
 
 #define BACKOFF_MIN_NS	50000ull
@@ -109,7 +110,7 @@ int ipcx_filelock_open(struct ipcx_filelock **out, const char *path, unsigned in
 	struct ipcx_filelock_opts o;
 	struct ipcx_filelock *h;
 	unsigned int how = mode & IPCX_OPEN_MODE_MASK;
-	int fd = -1, tries, acc;
+	int fd = -1, tries, acc, ret;
 	bool created = false;
 
 	if (!out)
@@ -117,22 +118,11 @@ int ipcx_filelock_open(struct ipcx_filelock **out, const char *path, unsigned in
 	*out = NULL;
 	if (!path || !*path || !how || (mode & ~IPCX_OPEN_MODE_MASK))
 		return -EINVAL;
-	memset(&o, 0, sizeof(o));
-	if (opts) {
-		if (opts->sz < sizeof(size_t))
-			return -EINVAL;
-		if (opts->sz > sizeof(o)) {
-			const unsigned char *p = (const unsigned char *)opts;
-			size_t i;
-
-			for (i = sizeof(o); i < opts->sz; i++)
-				if (p[i])
-					return -E2BIG;
-		}
-		memcpy(&o, opts, opts->sz < sizeof(o) ? opts->sz : sizeof(o));
-		if (o.perm & ~07777u)
-			return -EINVAL;
-	}
+	ret = ipcx_opts_copy(&o, sizeof(o), opts);
+	if (ret)
+		return ret;
+	if (o.perm & ~07777u)
+		return -EINVAL;
 	acc = O_RDWR;
 	for (tries = 0; tries < 16 && fd < 0; tries++) {
 		if (how & IPCX_CREATE_ONLY) {
@@ -155,8 +145,7 @@ int ipcx_filelock_open(struct ipcx_filelock **out, const char *path, unsigned in
 	if (fd < 0)
 		return -EAGAIN;	/* the file kept appearing and vanishing */
 	if (created && fchmod(fd, o.perm ? o.perm : IPCX_DEFAULT_PERM)) {
-		int ret = -errno;
-
+		ret = -errno;
 		close(fd);
 		unlink(path);
 		return ret;

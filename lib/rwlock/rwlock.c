@@ -35,6 +35,7 @@
 
 #include "liveness.h"
 #include "rwlock_priv.h"
+#include "../shm/shm_priv.h"
 #include "../sys/sys.h"
 
 #define CHECK_MS_DEFAULT 50u
@@ -524,26 +525,18 @@ static int lock_upgradable(struct ipcx_rwlock *l, struct wctx *w)
 
 int ipcx_rwlock_init(struct ipcx_rwlock *l, const struct ipcx_rwlock_opts *opts)
 {
-	uint32_t ms = 0;
+	struct ipcx_rwlock_opts o;
+	uint32_t ms;
+	int ret;
 
 	if (!l)
 		return -EINVAL;
-	if (opts) {
-		if (opts->sz < sizeof(size_t))
-			return -EINVAL;
-		if (opts->sz > sizeof(*opts)) {
-			const unsigned char *p = (const unsigned char *)opts;
-			size_t i;
-
-			for (i = sizeof(*opts); i < opts->sz; i++)
-				if (p[i])
-					return -E2BIG;
-		}
-		if (opts->sz >= offsetof(struct ipcx_rwlock_opts, check_ms) + sizeof(uint32_t))
-			ms = opts->check_ms;
-		if (ms > CHECK_MS_MAX)
-			return -EINVAL;
-	}
+	ret = ipcx_opts_copy(&o, sizeof(o), opts);
+	if (ret)
+		return ret;
+	ms = o.check_ms;
+	if (ms > CHECK_MS_MAX)
+		return -EINVAL;
 	memset(l, 0, sizeof(*l));
 	l->check_ms = ms ? ms : CHECK_MS_DEFAULT;
 	__atomic_store_n(&l->magic, RW_MAGIC, __ATOMIC_RELEASE);

@@ -13,6 +13,7 @@
 #include <ipcx/rwlock.h>
 
 #include "../shm/named.h"
+#include "../shm/shm_priv.h"
 #include "../sys/sys.h"
 
 struct rwlock_file {
@@ -55,23 +56,11 @@ static int build(int fd, void *arg)
 /* Copy the caller's options (any struct size), rejecting unknown non-zero tails. */
 static int get_opts(const struct ipcx_named_rwlock_opts *in, struct ipcx_named_rwlock_opts *o)
 {
-	memset(o, 0, sizeof(*o));
-	if (!in)
-		return 0;
-	if (in->sz < sizeof(size_t))
-		return -EINVAL;
-	if (in->sz > sizeof(*o)) {
-		const unsigned char *p = (const unsigned char *)in;
-		size_t i;
+	int ret = ipcx_opts_copy(o, sizeof(*o), in);
 
-		for (i = sizeof(*o); i < in->sz; i++)
-			if (p[i])
-				return -E2BIG;
-	}
-	memcpy(o, in, in->sz < sizeof(*o) ? in->sz : sizeof(*o));
-	if (o->perm & ~07777u)
-		return -EINVAL;
-	return 0;
+	if (ret)
+		return ret;
+	return (o->perm & ~07777u) ? -EINVAL : 0;
 }
 
 static int named_open(enum ipcx_kind kind, struct ipcx_named_rwlock **out, const char *name,

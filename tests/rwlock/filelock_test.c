@@ -335,6 +335,10 @@ TEST_F(file, open_modes_and_bad_input)
 	struct stat st;
 	mode_t old;
 	IPCX_OPTS(ipcx_filelock_opts, o, .perm = 0640);
+	struct {
+		struct ipcx_filelock_opts o;
+		uint64_t future;	/* a field this library does not know */
+	} big = { { .sz = sizeof(big) }, 1 };
 
 	snprintf(p, sizeof(p), "%s/new", self->dir);
 	ASSERT_EQ(-ENOENT, ipcx_filelock_open(&h, p, IPCX_OPEN_ONLY, NULL));
@@ -371,6 +375,15 @@ TEST_F(file, open_modes_and_bad_input)
 	ASSERT_EQ(-EINVAL, ipcx_filelock_open(&h, p, IPCX_OPEN_ONLY | IPCX_READ_ONLY, NULL));
 	o.perm = 070000;
 	ASSERT_EQ(-EINVAL, ipcx_filelock_open(&h, p, IPCX_OPEN_ONLY, &o));
+	o.perm = 0600;
+	o.sz = 4;			/* shorter than its own size field */
+	ASSERT_EQ(-EINVAL, ipcx_filelock_open(&h, p, IPCX_OPEN_ONLY, &o));
+	snprintf(p, sizeof(p), "%s/new3", self->dir);
+	ASSERT_EQ(-E2BIG, ipcx_filelock_open(&h, p, IPCX_CREATE_ONLY, &big.o));
+	ASSERT_EQ(-1, stat(p, &st));	/* nothing created */
+	big.future = 0;			/* zero: accepted */
+	ASSERT_EQ(0, ipcx_filelock_open(&h, p, IPCX_CREATE_ONLY, &big.o));
+	ipcx_filelock_close(h);
 	ASSERT_EQ(-EINVAL, ipcx_filelock_lock(NULL));
 	ASSERT_EQ(-EINVAL, ipcx_filelock_trylock(NULL));
 	ASSERT_EQ(-EINVAL, ipcx_filelock_timedlock(NULL, NULL));
