@@ -62,9 +62,10 @@ static const struct bench_def defs[] = {
 	{ "mutex_handoff_2proc", 4000000, 1000000, "2 pinned processes contending" },
 	{ "cond_pingpong", 6667, 1000, "mutex+condvar round trip", 3 },
 	{ "sem_pingpong", 6667, 1000, "semaphore round trip", 3 },
-	{ "mq_throughput_64", 1000000, 100000, "64 B, 1 -> 1 process, capacity 1024" },
-	{ "mq_throughput_64_prio", 333333, 20000, "same, random priorities 0..31", 3 },
-	{ "mq_throughput_1k", 1000000, 60000, "1 KiB, 1 -> 1 process, capacity 1024" },
+	/* the queue benches keep 1M messages per run (their issue's spec) */
+	{ "mq_throughput_64", 1000000, 50000, "64 B, 1 -> 1 process, capacity 1024", 3 },
+	{ "mq_throughput_64_prio", 1000000, 20000, "same, random priorities 0..31", 3 },
+	{ "mq_throughput_1k", 1000000, 20000, "1 KiB, 1 -> 1 process, capacity 1024", 3 },
 	{ "mq_rtt_64", 20000, 3000, "64 B round trip through two queues" },
 	{ "alloc_random", 2000000, 300000, "alloc-or-free 16..512 B, ~100k live" },
 	{ "named_construct", 100000, 100000, "construct 100k named objects" },
