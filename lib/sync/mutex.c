@@ -52,6 +52,25 @@ int ipcx_mutex_held_here(const struct ipcx_mutex *m)
 	return tid && ipcx_sys(SYS_tgkill, getpid(), tid, 0, 0, 0, 0) == 0;
 }
 
+/*
+ * A tag naming this mutex to condition variables (cond.c: a signal sent
+ * while holding the waiters' mutex is deferred to its release). Unique in
+ * practice, never 0 (0: a mutex from before tags, never deferred to).
+ */
+static uint64_t mutex_tag(const struct ipcx_mutex *m)
+{
+	static uint64_t counter;
+	uint64_t x = ipcx_now_ns(CLOCK_MONOTONIC) ^ (uint64_t)(uintptr_t)m ^
+		     ((uint64_t)getpid() << 40) ^
+		     (__atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED) * 0x9e3779b97f4a7c15ull);
+
+	/* splitmix64's finaliser */
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return x ? x : 1;
+}
+
 int ipcx_mutex_init(struct ipcx_mutex *m, const struct ipcx_mutex_opts *opts)
 {
 	uint32_t type, flags, tid;
@@ -89,6 +108,7 @@ int ipcx_mutex_init(struct ipcx_mutex *m, const struct ipcx_mutex_opts *opts)
 	m->spin_ns = (flags & IPCX_MUTEX_PI) ? 0 :
 		ipcx_spin_setting(flags, IPCX_OPT(opts, spin_ns, 0u));
 	m->owner_cpu = UINT32_MAX;
+	m->tag = mutex_tag(m);
 	IPCX_STORE(&m->magic, IPCX_MUTEX_MAGIC);
 	return 0;
 }
@@ -415,6 +435,7 @@ release_slow(struct ipcx_mutex *m, struct ipcx_self *s, bool linked)
 		release_word(m, IPCX_LOAD_RELAXED(&m->lock));
 	}
 	ipcx_robust_pending_clear(s);
+	ipcx_mutex_released(s, m);
 	return linked ? 0 : -ENOTRECOVERABLE;
 }
 
@@ -448,6 +469,7 @@ int ipcx_mutex_unlock(struct ipcx_mutex *m)
 		return release_slow(m, s, false);
 	release_word(m, v);
 	ipcx_robust_pending_clear(s);
+	ipcx_mutex_released(s, m);
 	return 0;
 }
 

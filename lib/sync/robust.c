@@ -19,6 +19,7 @@ static void forget_self(void)
 	ipcx_self_tls.tid = 0;
 	ipcx_self_tls.ok = 0;
 	ipcx_self_tls.head = NULL;
+	ipcx_self_tls.defer_m = NULL;	/* the child owns none of the parent's locks */
 }
 
 /* At load time, not on first use: see lib/rwlock/liveness.c. */

@@ -33,6 +33,14 @@ struct ipcx_self {
 	uint32_t tid;			/* 0: not yet known (or after fork) */
 	int ok;				/* 1: the robust head is shareable; -errno otherwise */
 	struct ipcx_robust_head *head;
+	/*
+	 * A condition signalled while this thread held the waiters' mutex:
+	 * its wake-up is issued when that mutex is released (cond.c).
+	 */
+	const void *defer_m;		/* the mutex (NULL: nothing deferred) */
+	uint32_t *defer_seq;		/* the condition's futex word */
+	uint32_t defer_word;		/* the word the signal left (to clear the sleepers bit) */
+	uint32_t defer_n;		/* wake-ups owed */
 };
 
 extern __thread struct ipcx_self ipcx_self_tls __attribute__((tls_model("initial-exec")));

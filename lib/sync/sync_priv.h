@@ -186,6 +186,16 @@ static inline bool ipcx_deadline_passed(const struct timespec *abs_mono)
 /* Mutex internals used by the condition variable. */
 #define IPCX_MUTEX_NOTREC_WORD	FUTEX_TID_MASK	/* lock word of a not-recoverable mutex */
 int ipcx_mutex_lock_contended(struct ipcx_mutex *m);
+
+/* Issue the condition wake-up deferred to the release of s->defer_m (cond.c). */
+void ipcx_cond_fire_deferred(struct ipcx_self *s);
+
+/* After @m's word was released by this thread: a deferred signal is due. */
+static inline void ipcx_mutex_released(struct ipcx_self *s, const struct ipcx_mutex *m)
+{
+	if (unlikely(s->defer_m == m))
+		ipcx_cond_fire_deferred(s);
+}
 int ipcx_mutex_owned(const struct ipcx_mutex *m);
 /* Whether a thread of the calling process (any thread) holds @m. */
 int ipcx_mutex_held_here(const struct ipcx_mutex *m);

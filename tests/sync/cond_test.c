@@ -7,6 +7,8 @@
  * recursive mutexes, a bounded buffer with no lost wake-up, bad input.
  */
 #include <stdio.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "kselftest_harness.h"
 #include "ipcx_test.h"
@@ -502,6 +504,177 @@ TEST_F(cv, bounded_buffer)
 	for (i = 0; i < 4; i++)
 		EXPECT_EQ(0, t_wait(pid[i]));
 	EXPECT_EQ(per * (per + 1), sh->sum);
+}
+
+/* ---- signals deferred to the release of the held mutex --------------------- */
+
+/*
+ * The futex word a sleeping process waits on (first argument of its futex
+ * call, from /proc/PID/syscall), 0 if it is not in futex, -1 on error.
+ * Shared mappings sit at the same address in a forked child.
+ */
+static long futex_word_of(pid_t pid)
+{
+	char path[64], buf[256];
+	unsigned long nr, a0;
+	FILE *f;
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+	for (i = 0; i < 200; i++) {	/* "running" while it gets there */
+		f = fopen(path, "r");
+		if (!f)
+			return -1;
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = 0;
+		fclose(f);
+		if (sscanf(buf, "%lu %lx", &nr, &a0) == 2)
+			return nr == SYS_futex ? (long)a0 : 0;
+		usleep(1000);
+	}
+	return -1;
+}
+
+/* Child: wait on sh->c with sh->m for sh->flag; exit 0 once it has it. */
+static pid_t flag_waiter_on(struct shared *sh, struct ipcx_cond *c)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (ipcx_mutex_lock(&sh->m))
+			_exit(1);
+		__atomic_add_fetch(&sh->waiting, 1, __ATOMIC_RELEASE);
+		while (!sh->flag)
+			if (ipcx_cond_wait(c, &sh->m))
+				_exit(2);
+		sh->woken++;
+		_exit(ipcx_mutex_unlock(&sh->m) ? 3 : 0);
+	}
+	return pid;
+}
+
+/*
+ * Signalled by the holder of its mutex, a waiter is woken only when that
+ * mutex is released: 50 ms after the signal it still sleeps on the
+ * condition's word (woken at once, it would sleep on the mutex word), and
+ * the release lets it through.
+ */
+TEST(signal_under_the_mutex_wakes_at_its_release)
+{
+	struct shared *sh = new_shared(IPCX_SYNC_BLOCK);
+	pid_t pid;
+
+	ASSERT_NE(NULL, sh);
+	ASSERT_GE(pid = flag_waiter_on(sh, &sh->c), 0);
+	wait_for_waiters(sh, 1);
+	ASSERT_EQ((long)(uintptr_t)&sh->c.seq, futex_word_of(pid));
+	ASSERT_EQ(0, ipcx_mutex_lock(&sh->m));
+	sh->flag = 1;
+	ASSERT_EQ(0, ipcx_cond_signal(&sh->c));
+	t_sleep_ms(50);
+	EXPECT_EQ((long)(uintptr_t)&sh->c.seq, futex_word_of(pid));
+	EXPECT_EQ(0u, sh->woken);
+	ASSERT_EQ(0, ipcx_mutex_unlock(&sh->m));
+	EXPECT_EQ(0, t_wait(pid));
+	EXPECT_EQ(1u, sh->woken);
+	munmap(sh, MAP_LEN);
+}
+
+/* Without the mutex held the wake-up is immediate, as before. */
+TEST(signal_without_the_mutex_wakes_at_once)
+{
+	struct shared *sh = new_shared(IPCX_SYNC_BLOCK);
+	uint64_t t0;
+	pid_t pid;
+
+	ASSERT_NE(NULL, sh);
+	ASSERT_GE(pid = flag_waiter_on(sh, &sh->c), 0);
+	wait_for_waiters(sh, 1);
+	ASSERT_EQ(0, ipcx_mutex_lock(&sh->m));
+	sh->flag = 1;
+	ASSERT_EQ(0, ipcx_mutex_unlock(&sh->m));
+	t0 = t_now_ns();
+	ASSERT_EQ(0, ipcx_cond_signal(&sh->c));
+	EXPECT_EQ(0, t_wait(pid));
+	EXPECT_LT(t_now_ns() - t0, 50000000ull);	/* not a 100 ms re-check */
+	munmap(sh, MAP_LEN);
+}
+
+/*
+ * A recursive mutex defers to its final release; two conditions signalled
+ * under one mutex both wake (the first is issued when the second comes).
+ */
+TEST(deferred_signals_recursive_and_two_conditions)
+{
+	IPCX_OPTS(ipcx_mutex_opts, mo, .type = IPCX_MUTEX_RECURSIVE, .flags = IPCX_SYNC_BLOCK);
+	struct shared *sh = new_shared(IPCX_SYNC_BLOCK);
+	pid_t a, b;
+
+	ASSERT_NE(NULL, sh);
+	ASSERT_EQ(0, ipcx_mutex_destroy(&sh->m));
+	ASSERT_EQ(0, ipcx_mutex_init(&sh->m, &mo));
+	ASSERT_GE(a = flag_waiter_on(sh, &sh->c), 0);
+	ASSERT_GE(b = flag_waiter_on(sh, &sh->c2), 0);
+	wait_for_waiters(sh, 2);
+	ASSERT_EQ(0, ipcx_mutex_lock(&sh->m));
+	ASSERT_EQ(0, ipcx_mutex_lock(&sh->m));
+	sh->flag = 1;
+	ASSERT_EQ(0, ipcx_cond_signal(&sh->c2));
+	ASSERT_EQ(0, ipcx_cond_signal(&sh->c));
+	ASSERT_EQ(0, ipcx_mutex_unlock(&sh->m));	/* depth 1: not released */
+	t_sleep_ms(50);
+	EXPECT_EQ((long)(uintptr_t)&sh->c.seq, futex_word_of(a));
+	EXPECT_EQ(0u, sh->woken);
+	ASSERT_EQ(0, ipcx_mutex_unlock(&sh->m));
+	EXPECT_EQ(0, t_wait(a));
+	EXPECT_EQ(0, t_wait(b));
+	EXPECT_EQ(2u, sh->woken);
+	munmap(sh, MAP_LEN);
+}
+
+/*
+ * A signaller killed after signalling, still holding the mutex: the
+ * deferred wake-up dies with it, and the waiter gets through on its
+ * re-check, with the mutex's owner-died report.
+ */
+TEST(signaller_killed_before_the_release)
+{
+	struct shared *sh = new_shared(IPCX_SYNC_BLOCK);
+	pid_t w, s;
+	uint64_t t0;
+	int st;
+
+	ASSERT_NE(NULL, sh);
+	w = fork();
+	ASSERT_GE(w, 0);
+	if (w == 0) {
+		int ret;
+
+		if (ipcx_mutex_lock(&sh->m))
+			_exit(1);
+		__atomic_add_fetch(&sh->waiting, 1, __ATOMIC_RELEASE);
+		do
+			ret = ipcx_cond_wait(&sh->c, &sh->m);
+		while (ret == 0 && !sh->flag);
+		_exit(ret == -EOWNERDEAD && sh->flag ? 0 : 10 + (ret & 0x7f));
+	}
+	wait_for_waiters(sh, 1);
+	t0 = t_now_ns();
+	s = fork();
+	ASSERT_GE(s, 0);
+	if (s == 0) {
+		if (ipcx_mutex_lock(&sh->m))
+			_exit(1);
+		sh->flag = 1;
+		ipcx_cond_signal(&sh->c);
+		raise(SIGKILL);
+		_exit(2);
+	}
+	ASSERT_EQ(s, waitpid(s, &st, 0));
+	ASSERT_TRUE(WIFSIGNALED(st));
+	EXPECT_EQ(0, t_wait(w));
+	EXPECT_LT(t_now_ns() - t0, 2000000000ull);
+	munmap(sh, MAP_LEN);
 }
 
 TEST_HARNESS_MAIN

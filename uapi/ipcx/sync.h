@@ -63,7 +63,8 @@ struct ipcx_mutex {
 	uint64_t robust_next;	/* lock word at node - 32 */
 	uint32_t spin_ns;
 	uint32_t spin_fail;
-	uint8_t reserved[16];
+	uint64_t tag;		/* random at init: names this mutex to condition variables */
+	uint8_t reserved[8];
 } __attribute__((aligned(64)));
 
 /* Initialisation options; IPCX_OPTS(ipcx_mutex_opts, o, .type = ...). */
@@ -162,7 +163,9 @@ struct ipcx_cond {
 	uint32_t sig_cpu;	/* CPU of the last signaller (spin hint) */
 	uint32_t spin_fail;
 	uint32_t requeued;	/* waiters were ever requeued to a mutex */
-	uint8_t reserved[36];
+	uint32_t reserved0;
+	uint64_t mtag;		/* tag of the mutex its latest waiter waited with */
+	uint8_t reserved[24];
 } __attribute__((aligned(64)));
 
 struct ipcx_cond_opts {
