@@ -221,7 +221,7 @@ static inline void clear_sleepers(struct ipcx_cond *c, uint32_t v)
  * waiter one re-check period (they wake every 100 ms anyway), as a death
  * between the count and the wake always could.
  */
-static bool defer_to_held_mutex(struct ipcx_cond *c, uint32_t word)
+static bool defer_to_held_mutex(struct ipcx_cond *c)
 {
 	uint64_t tag = __atomic_load_n(&c->mtag, __ATOMIC_RELAXED);
 	struct ipcx_self *s;
@@ -248,21 +248,27 @@ static bool defer_to_held_mutex(struct ipcx_cond *c, uint32_t word)
 	} else {
 		s->defer_seq = &c->seq;
 		s->defer_n = 1;
+		s->defer_tag = tag;
 		s->defer_m = m;
 	}
-	s->defer_word = word;
 	return true;
 }
 
+/*
+ * Only the wake: by the release, a waiter may have taken the mutex,
+ * returned and destroyed (even unmapped) the condition, so its word must
+ * not be written; a wake on memory reused meanwhile is at worst a
+ * spurious wake-up for whoever sleeps there. The sleepers bit a wake that
+ * finds nobody leaves set costs the next signal one futex call, which then
+ * clears it.
+ */
 void ipcx_cond_fire_deferred(struct ipcx_self *s)
 {
-	uint32_t *seq = s->defer_seq, w = s->defer_word;
+	uint32_t *seq = s->defer_seq;
 	int n = (int)s->defer_n;
 
 	s->defer_m = NULL;
-	/* 0: nobody asleep (and the word is mapped): clear the bit as signal does */
-	if (ipcx_futex_wake(seq, n, true) == 0)
-		IPCX_CAS(seq, &w, w & ~SLEEPERS);
+	ipcx_futex_wake(seq, n, true);
 }
 
 int ipcx_cond_signal(struct ipcx_cond *c)
@@ -274,7 +280,7 @@ int ipcx_cond_signal(struct ipcx_cond *c)
 	old = __atomic_fetch_add(&c->seq, SIGNAL, __ATOMIC_ACQ_REL);
 	IPCX_STORE_RELAXED(&c->sig_cpu, ipcx_cpu());
 	if (old & SLEEPERS) {
-		if (defer_to_held_mutex(c, old + SIGNAL))
+		if (defer_to_held_mutex(c))
 			return 0;
 		if (ipcx_futex_wake(&c->seq, 1, true) == 0)
 			clear_sleepers(c, old + SIGNAL);

@@ -38,8 +38,8 @@ struct ipcx_self {
 	 * its wake-up is issued when that mutex is released (cond.c).
 	 */
 	const void *defer_m;		/* the mutex (NULL: nothing deferred) */
+	uint64_t defer_tag;		/* its tag (a release through another mapping) */
 	uint32_t *defer_seq;		/* the condition's futex word */
-	uint32_t defer_word;		/* the word the signal left (to clear the sleepers bit) */
 	uint32_t defer_n;		/* wake-ups owed */
 };
 

@@ -190,10 +190,13 @@ int ipcx_mutex_lock_contended(struct ipcx_mutex *m);
 /* Issue the condition wake-up deferred to the release of s->defer_m (cond.c). */
 void ipcx_cond_fire_deferred(struct ipcx_self *s);
 
-/* After @m's word was released by this thread: a deferred signal is due. */
+/*
+ * After @m's word was released by this thread: a deferred signal is due
+ * (matched by address, or by tag when released through another mapping).
+ */
 static inline void ipcx_mutex_released(struct ipcx_self *s, const struct ipcx_mutex *m)
 {
-	if (unlikely(s->defer_m == m))
+	if (unlikely(s->defer_m != NULL) && (s->defer_m == m || s->defer_tag == m->tag))
 		ipcx_cond_fire_deferred(s);
 }
 int ipcx_mutex_owned(const struct ipcx_mutex *m);

@@ -7,6 +7,8 @@
  * recursive mutexes, a bounded buffer with no lost wake-up, bad input.
  */
 #include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -510,43 +512,62 @@ TEST_F(cv, bounded_buffer)
 
 /*
  * The futex word a sleeping process waits on (first argument of its futex
- * call, from /proc/PID/syscall), 0 if it is not in futex, -1 on error.
- * Shared mappings sit at the same address in a forked child.
+ * call, from /proc/PID/syscall), 0 if it is not in futex, -1 if that file
+ * cannot be read. Shared mappings sit at the same address in a forked
+ * child.
  */
 static long futex_word_of(pid_t pid)
 {
 	char path[64], buf[256];
 	unsigned long nr, a0;
 	FILE *f;
-	int i;
 
 	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
-	for (i = 0; i < 200; i++) {	/* "running" while it gets there */
-		f = fopen(path, "r");
-		if (!f)
-			return -1;
-		if (!fgets(buf, sizeof(buf), f))
-			buf[0] = 0;
-		fclose(f);
-		if (sscanf(buf, "%lu %lx", &nr, &a0) == 2)
-			return nr == SYS_futex ? (long)a0 : 0;
-		usleep(1000);
-	}
-	return -1;
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = 0;
+	fclose(f);
+	if (sscanf(buf, "%lu %lx", &nr, &a0) == 2)
+		return nr == SYS_futex ? (long)a0 : 0;
+	return strncmp(buf, "running", 7) ? -1 : 0;
 }
 
-/* Child: wait on sh->c with sh->m for sh->flag; exit 0 once it has it. */
-static pid_t flag_waiter_on(struct shared *sh, struct ipcx_cond *c)
+/* Poll until @pid sleeps on @word (2 s at most): 1, 0 (it did not), -1. */
+static int asleep_on(pid_t pid, const void *word)
+{
+	int i;
+
+	for (i = 0; i < 2000; i++) {
+		long w = futex_word_of(pid);
+
+		if (w == -1)
+			return -1;
+		if (w == (long)(uintptr_t)word)
+			return 1;
+		usleep(1000);
+	}
+	return 0;
+}
+
+/*
+ * Child: once sh->turn says go, wait on @c with sh->m until sh->flag; note
+ * when cond_wait returned (sh->sum, ns) and exit 0.
+ */
+static pid_t timed_waiter_on(struct shared *sh, struct ipcx_cond *c)
 {
 	pid_t pid = fork();
 
 	if (pid == 0) {
+		while (!__atomic_load_n(&sh->turn, __ATOMIC_ACQUIRE))
+			usleep(100);
 		if (ipcx_mutex_lock(&sh->m))
 			_exit(1);
-		__atomic_add_fetch(&sh->waiting, 1, __ATOMIC_RELEASE);
 		while (!sh->flag)
 			if (ipcx_cond_wait(c, &sh->m))
 				_exit(2);
+		__atomic_store_n(&sh->sum, t_now_ns(), __ATOMIC_RELEASE);
 		sh->woken++;
 		_exit(ipcx_mutex_unlock(&sh->m) ? 3 : 0);
 	}
@@ -555,29 +576,71 @@ static pid_t flag_waiter_on(struct shared *sh, struct ipcx_cond *c)
 
 /*
  * Signalled by the holder of its mutex, a waiter is woken only when that
- * mutex is released: 50 ms after the signal it still sleeps on the
+ * mutex is released: 30 ms after the signal it still sleeps on the
  * condition's word (woken at once, it would sleep on the mutex word), and
- * the release lets it through.
+ * it gets through within 30 ms of the release, well before its own 100 ms
+ * re-check (a release that forgot the wake would leave it to that).
+ * @alias: lock through one mapping of the memory, release through another.
  */
-TEST(signal_under_the_mutex_wakes_at_its_release)
+static void deferred_case(struct __test_metadata *_metadata, bool alias)
 {
-	struct shared *sh = new_shared(IPCX_SYNC_BLOCK);
+	struct shared *sh, *sh2 = NULL;
+	uint64_t t_unlock;
 	pid_t pid;
+	int r;
 
-	ASSERT_NE(NULL, sh);
-	ASSERT_GE(pid = flag_waiter_on(sh, &sh->c), 0);
-	wait_for_waiters(sh, 1);
-	ASSERT_EQ((long)(uintptr_t)&sh->c.seq, futex_word_of(pid));
+	if (alias) {
+		int fd = memfd_create("cond-alias", 0);
+
+		ASSERT_LE(0, fd);
+		ASSERT_EQ(0, ftruncate(fd, MAP_LEN));
+		sh = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		sh2 = mmap(NULL, MAP_LEN, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		close(fd);
+		ASSERT_NE(MAP_FAILED, sh);
+		ASSERT_NE(MAP_FAILED, sh2);
+		IPCX_OPTS(ipcx_mutex_opts, mo, .flags = IPCX_SYNC_BLOCK);
+		IPCX_OPTS(ipcx_cond_opts, co, .flags = IPCX_SYNC_BLOCK);
+		ASSERT_EQ(0, ipcx_mutex_init(&sh->m, &mo));
+		ASSERT_EQ(0, ipcx_cond_init(&sh->c, &co));
+	} else {
+		sh = new_shared(IPCX_SYNC_BLOCK);
+		ASSERT_NE(NULL, sh);
+	}
+	ASSERT_GE(pid = timed_waiter_on(sh, &sh->c), 0);
+	__atomic_store_n(&sh->turn, 1, __ATOMIC_RELEASE);
+	r = asleep_on(pid, &sh->c.seq);
+	if (r < 0) {
+		kill(pid, SIGKILL);
+		t_wait(pid);
+		SKIP(return, "/proc/PID/syscall is not readable here");
+	}
+	ASSERT_EQ(1, r);
+	t_sleep_ms(10);
 	ASSERT_EQ(0, ipcx_mutex_lock(&sh->m));
 	sh->flag = 1;
 	ASSERT_EQ(0, ipcx_cond_signal(&sh->c));
-	t_sleep_ms(50);
+	t_sleep_ms(30);
 	EXPECT_EQ((long)(uintptr_t)&sh->c.seq, futex_word_of(pid));
 	EXPECT_EQ(0u, sh->woken);
-	ASSERT_EQ(0, ipcx_mutex_unlock(&sh->m));
+	t_unlock = t_now_ns();
+	ASSERT_EQ(0, ipcx_mutex_unlock(alias ? &sh2->m : &sh->m));
 	EXPECT_EQ(0, t_wait(pid));
 	EXPECT_EQ(1u, sh->woken);
+	EXPECT_LT(__atomic_load_n(&sh->sum, __ATOMIC_ACQUIRE) - t_unlock, 30000000ull);
+	if (sh2)
+		munmap(sh2, MAP_LEN);
 	munmap(sh, MAP_LEN);
+}
+
+TEST(signal_under_the_mutex_wakes_at_its_release)
+{
+	deferred_case(_metadata, false);
+}
+
+TEST(deferred_signal_released_through_another_mapping)
+{
+	deferred_case(_metadata, true);
 }
 
 /* Without the mutex held the wake-up is immediate, as before. */
@@ -586,17 +649,26 @@ TEST(signal_without_the_mutex_wakes_at_once)
 	struct shared *sh = new_shared(IPCX_SYNC_BLOCK);
 	uint64_t t0;
 	pid_t pid;
+	int r;
 
 	ASSERT_NE(NULL, sh);
-	ASSERT_GE(pid = flag_waiter_on(sh, &sh->c), 0);
-	wait_for_waiters(sh, 1);
+	ASSERT_GE(pid = timed_waiter_on(sh, &sh->c), 0);
+	__atomic_store_n(&sh->turn, 1, __ATOMIC_RELEASE);
+	r = asleep_on(pid, &sh->c.seq);
+	if (r < 0) {
+		kill(pid, SIGKILL);
+		t_wait(pid);
+		SKIP(return, "/proc/PID/syscall is not readable here");
+	}
+	ASSERT_EQ(1, r);
+	t_sleep_ms(10);
 	ASSERT_EQ(0, ipcx_mutex_lock(&sh->m));
 	sh->flag = 1;
 	ASSERT_EQ(0, ipcx_mutex_unlock(&sh->m));
 	t0 = t_now_ns();
 	ASSERT_EQ(0, ipcx_cond_signal(&sh->c));
 	EXPECT_EQ(0, t_wait(pid));
-	EXPECT_LT(t_now_ns() - t0, 50000000ull);	/* not a 100 ms re-check */
+	EXPECT_LT(__atomic_load_n(&sh->sum, __ATOMIC_ACQUIRE) - t0, 30000000ull);
 	munmap(sh, MAP_LEN);
 }
 
@@ -608,28 +680,77 @@ TEST(deferred_signals_recursive_and_two_conditions)
 {
 	IPCX_OPTS(ipcx_mutex_opts, mo, .type = IPCX_MUTEX_RECURSIVE, .flags = IPCX_SYNC_BLOCK);
 	struct shared *sh = new_shared(IPCX_SYNC_BLOCK);
+	uint64_t t_unlock;
 	pid_t a, b;
+	int r;
 
 	ASSERT_NE(NULL, sh);
 	ASSERT_EQ(0, ipcx_mutex_destroy(&sh->m));
 	ASSERT_EQ(0, ipcx_mutex_init(&sh->m, &mo));
-	ASSERT_GE(a = flag_waiter_on(sh, &sh->c), 0);
-	ASSERT_GE(b = flag_waiter_on(sh, &sh->c2), 0);
-	wait_for_waiters(sh, 2);
+	ASSERT_GE(a = timed_waiter_on(sh, &sh->c), 0);
+	ASSERT_GE(b = timed_waiter_on(sh, &sh->c2), 0);
+	__atomic_store_n(&sh->turn, 1, __ATOMIC_RELEASE);	/* both go to sleep now */
+	r = asleep_on(a, &sh->c.seq);
+	if (r > 0)
+		r = asleep_on(b, &sh->c2.seq);
+	if (r < 0) {
+		kill(a, SIGKILL);
+		kill(b, SIGKILL);
+		t_wait(a);
+		t_wait(b);
+		SKIP(return, "/proc/PID/syscall is not readable here");
+	}
+	ASSERT_EQ(1, r);
+	t_sleep_ms(10);
 	ASSERT_EQ(0, ipcx_mutex_lock(&sh->m));
 	ASSERT_EQ(0, ipcx_mutex_lock(&sh->m));
 	sh->flag = 1;
 	ASSERT_EQ(0, ipcx_cond_signal(&sh->c2));
 	ASSERT_EQ(0, ipcx_cond_signal(&sh->c));
 	ASSERT_EQ(0, ipcx_mutex_unlock(&sh->m));	/* depth 1: not released */
-	t_sleep_ms(50);
+	t_sleep_ms(30);
 	EXPECT_EQ((long)(uintptr_t)&sh->c.seq, futex_word_of(a));
 	EXPECT_EQ(0u, sh->woken);
+	t_unlock = t_now_ns();
 	ASSERT_EQ(0, ipcx_mutex_unlock(&sh->m));
 	EXPECT_EQ(0, t_wait(a));
 	EXPECT_EQ(0, t_wait(b));
 	EXPECT_EQ(2u, sh->woken);
+	EXPECT_LT(__atomic_load_n(&sh->sum, __ATOMIC_ACQUIRE) - t_unlock, 30000000ull);
 	munmap(sh, MAP_LEN);
+}
+
+/*
+ * A deferred wake-up must not write to the condition: by the release, the
+ * condition may be destroyed and its memory reused (here: nobody waits, a
+ * timed-out waiter left the sleepers bit, the memory is remapped read-only
+ * at the same address before the release).
+ */
+TEST(deferred_signal_after_the_condition_is_gone)
+{
+	pid_t pid = fork();
+
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		struct shared *sh = new_shared(IPCX_SYNC_BLOCK);
+		struct ipcx_cond *c = t_shared(4096);
+		IPCX_OPTS(ipcx_cond_opts, co, .flags = IPCX_SYNC_BLOCK);
+		struct timespec dl = t_deadline_ms(5);
+		void *ro;
+
+		if (!sh || !c || ipcx_cond_init(c, &co) || ipcx_mutex_lock(&sh->m))
+			_exit(1);
+		if (ipcx_cond_timedwait(c, &sh->m, &dl) != -ETIMEDOUT)
+			_exit(2);
+		if (ipcx_cond_signal(c) || ipcx_cond_destroy(c) || munmap(c, 4096))
+			_exit(3);
+		ro = mmap(c, 4096, PROT_READ, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+			  -1, 0);
+		if (ro != (void *)c)
+			_exit(4);
+		_exit(ipcx_mutex_unlock(&sh->m) ? 5 : 0);
+	}
+	EXPECT_EQ(0, t_wait(pid));
 }
 
 /*
