@@ -575,6 +575,31 @@ static pid_t timed_waiter_on(struct shared *sh, struct ipcx_cond *c)
 }
 
 /*
+ * Let the timed waiters @pid[0..n) go (sh->turn) and wait until each
+ * sleeps on its condition's word, then 10 ms more. Return 1; 0 if one did
+ * not get there; -1 if /proc/PID/syscall cannot be read (the waiters are
+ * then killed and reaped: the caller skips).
+ */
+static int release_waiters_until_asleep(struct shared *sh, const pid_t *pid,
+					struct ipcx_cond *const *c, int n)
+{
+	int i, r = 1;
+
+	__atomic_store_n(&sh->turn, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < n && r > 0; i++)
+		r = asleep_on(pid[i], &c[i]->seq);
+	if (r < 0) {
+		for (i = 0; i < n; i++) {
+			kill(pid[i], SIGKILL);
+			t_wait(pid[i]);
+		}
+	} else if (r > 0) {
+		t_sleep_ms(10);
+	}
+	return r;
+}
+
+/*
  * Signalled by the holder of its mutex, a waiter is woken only when that
  * mutex is released: 30 ms after the signal it still sleeps on the
  * condition's word (woken at once, it would sleep on the mutex word), and
@@ -585,6 +610,7 @@ static pid_t timed_waiter_on(struct shared *sh, struct ipcx_cond *c)
 static void deferred_case(struct __test_metadata *_metadata, bool alias)
 {
 	struct shared *sh, *sh2 = NULL;
+	struct ipcx_cond *c;
 	uint64_t t_unlock;
 	pid_t pid;
 	int r;
@@ -607,16 +633,12 @@ static void deferred_case(struct __test_metadata *_metadata, bool alias)
 		sh = new_shared(IPCX_SYNC_BLOCK);
 		ASSERT_NE(NULL, sh);
 	}
-	ASSERT_GE(pid = timed_waiter_on(sh, &sh->c), 0);
-	__atomic_store_n(&sh->turn, 1, __ATOMIC_RELEASE);
-	r = asleep_on(pid, &sh->c.seq);
-	if (r < 0) {
-		kill(pid, SIGKILL);
-		t_wait(pid);
+	c = &sh->c;
+	ASSERT_GE(pid = timed_waiter_on(sh, c), 0);
+	r = release_waiters_until_asleep(sh, &pid, &c, 1);
+	if (r < 0)
 		SKIP(return, "/proc/PID/syscall is not readable here");
-	}
 	ASSERT_EQ(1, r);
-	t_sleep_ms(10);
 	ASSERT_EQ(0, ipcx_mutex_lock(&sh->m));
 	sh->flag = 1;
 	ASSERT_EQ(0, ipcx_cond_signal(&sh->c));
@@ -647,21 +669,18 @@ TEST(deferred_signal_released_through_another_mapping)
 TEST(signal_without_the_mutex_wakes_at_once)
 {
 	struct shared *sh = new_shared(IPCX_SYNC_BLOCK);
+	struct ipcx_cond *c;
 	uint64_t t0;
 	pid_t pid;
 	int r;
 
 	ASSERT_NE(NULL, sh);
-	ASSERT_GE(pid = timed_waiter_on(sh, &sh->c), 0);
-	__atomic_store_n(&sh->turn, 1, __ATOMIC_RELEASE);
-	r = asleep_on(pid, &sh->c.seq);
-	if (r < 0) {
-		kill(pid, SIGKILL);
-		t_wait(pid);
+	c = &sh->c;
+	ASSERT_GE(pid = timed_waiter_on(sh, c), 0);
+	r = release_waiters_until_asleep(sh, &pid, &c, 1);
+	if (r < 0)
 		SKIP(return, "/proc/PID/syscall is not readable here");
-	}
 	ASSERT_EQ(1, r);
-	t_sleep_ms(10);
 	ASSERT_EQ(0, ipcx_mutex_lock(&sh->m));
 	sh->flag = 1;
 	ASSERT_EQ(0, ipcx_mutex_unlock(&sh->m));
@@ -680,28 +699,22 @@ TEST(deferred_signals_recursive_and_two_conditions)
 {
 	IPCX_OPTS(ipcx_mutex_opts, mo, .type = IPCX_MUTEX_RECURSIVE, .flags = IPCX_SYNC_BLOCK);
 	struct shared *sh = new_shared(IPCX_SYNC_BLOCK);
+	struct ipcx_cond *c[2];
 	uint64_t t_unlock;
-	pid_t a, b;
+	pid_t pid[2];
 	int r;
 
 	ASSERT_NE(NULL, sh);
+	c[0] = &sh->c;
+	c[1] = &sh->c2;
 	ASSERT_EQ(0, ipcx_mutex_destroy(&sh->m));
 	ASSERT_EQ(0, ipcx_mutex_init(&sh->m, &mo));
-	ASSERT_GE(a = timed_waiter_on(sh, &sh->c), 0);
-	ASSERT_GE(b = timed_waiter_on(sh, &sh->c2), 0);
-	__atomic_store_n(&sh->turn, 1, __ATOMIC_RELEASE);	/* both go to sleep now */
-	r = asleep_on(a, &sh->c.seq);
-	if (r > 0)
-		r = asleep_on(b, &sh->c2.seq);
-	if (r < 0) {
-		kill(a, SIGKILL);
-		kill(b, SIGKILL);
-		t_wait(a);
-		t_wait(b);
+	ASSERT_GE(pid[0] = timed_waiter_on(sh, &sh->c), 0);
+	ASSERT_GE(pid[1] = timed_waiter_on(sh, &sh->c2), 0);
+	r = release_waiters_until_asleep(sh, pid, c, 2);	/* both go to sleep now */
+	if (r < 0)
 		SKIP(return, "/proc/PID/syscall is not readable here");
-	}
 	ASSERT_EQ(1, r);
-	t_sleep_ms(10);
 	ASSERT_EQ(0, ipcx_mutex_lock(&sh->m));
 	ASSERT_EQ(0, ipcx_mutex_lock(&sh->m));
 	sh->flag = 1;
@@ -709,12 +722,12 @@ TEST(deferred_signals_recursive_and_two_conditions)
 	ASSERT_EQ(0, ipcx_cond_signal(&sh->c));
 	ASSERT_EQ(0, ipcx_mutex_unlock(&sh->m));	/* depth 1: not released */
 	t_sleep_ms(30);
-	EXPECT_EQ((long)(uintptr_t)&sh->c.seq, futex_word_of(a));
+	EXPECT_EQ((long)(uintptr_t)&sh->c.seq, futex_word_of(pid[0]));
 	EXPECT_EQ(0u, sh->woken);
 	t_unlock = t_now_ns();
 	ASSERT_EQ(0, ipcx_mutex_unlock(&sh->m));
-	EXPECT_EQ(0, t_wait(a));
-	EXPECT_EQ(0, t_wait(b));
+	EXPECT_EQ(0, t_wait(pid[0]));
+	EXPECT_EQ(0, t_wait(pid[1]));
 	EXPECT_EQ(2u, sh->woken);
 	EXPECT_LT(__atomic_load_n(&sh->sum, __ATOMIC_ACQUIRE) - t_unlock, 30000000ull);
 	munmap(sh, MAP_LEN);

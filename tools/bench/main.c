@@ -55,8 +55,8 @@ static const struct bench_def defs[] = {
 	 * The host's noise comes in phases (from tens of ms to seconds) that
 	 * make a whole repetition fast or slow: a 10 ns lock costs twice as
 	 * much, a sleeping round trip 21 or 75 us. Benches whose rows share a
-	 * bar run rep_mult times the repetitions, each that much shorter (an
-	 * odd count), and report the interquartile mean (see run_bench).
+	 * bar run rep_mult times the repetitions (an odd count), most of them
+	 * that much shorter, and report the interquartile mean (see run_bench).
 	 */
 	{ "mutex_uncontended", 600000, 300000, "lock+unlock, one process", 6 },
 	{ "mutex_handoff_2proc", 4000000, 1000000, "2 pinned processes contending" },
