@@ -1,18 +1,37 @@
 // SPDX-License-Identifier: MIT
 /*
- * barrier.c - a generation barrier: arrivals are counted with fetch-add,
- * the last arrival of a round resets the count, bumps the generation (the
- * futex word) and wakes everybody; the others sleep until the generation
- * moves. The reset happens before the bump, and a participant reads the
- * generation before it arrives, so a fast participant's next round can
- * never mix with the current one.
+ * barrier.c - a generation barrier on one 64-bit state word: the round
+ * number in the low half (the futex word sleepers wait on), the arrivals of
+ * the round in the high half.
+ *
+ * Every change is one CAS of the whole word:
+ *   arrive           (g, a) -> (g, a + 1)
+ *   complete a round (g, count - 1) -> (g + 1, 0), then wake everybody
+ *   give up (timed)  (g, a) -> (g, a - 1), only while the round is still g
+ * so a round completes exactly when its count-th arrival lands, no
+ * arrival of the next round can mix with it, and a participant whose
+ * deadline passes either takes its arrival back or finds its round already
+ * complete (then it was released, and says so). A process killed anywhere
+ * leaves a consistent word: counted if its arrival landed, not otherwise.
  */
 #include <limits.h>
 
 #include "sync_priv.h"
 
 _Static_assert(sizeof(struct ipcx_barrier) == 64, "struct ipcx_barrier is ABI");
-_Static_assert(offsetof(struct ipcx_barrier, gen) == 0, "futex word first");
+_Static_assert(offsetof(struct ipcx_barrier, state) == 0, "state word first");
+
+#define ARRIVAL		(1ull << 32)
+
+static inline uint32_t round_of(uint64_t s) { return (uint32_t)s; }
+static inline uint32_t arrived_of(uint64_t s) { return (uint32_t)(s >> 32); }
+
+/* The round number's half of the state word, for the futex calls. */
+static inline uint32_t *round_word(struct ipcx_barrier *b)
+{
+	return (uint32_t *)(void *)&b->state +
+		(__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? 1 : 0);
+}
 
 static inline bool barrier_ok(const struct ipcx_barrier *b)
 {
@@ -34,31 +53,63 @@ int ipcx_barrier_destroy(struct ipcx_barrier *b)
 {
 	if (!barrier_ok(b))
 		return -EINVAL;
-	if (IPCX_LOAD(&b->arrived))
+	if (arrived_of(IPCX_LOAD(&b->state)))
 		return -EBUSY;
 	IPCX_STORE(&b->magic, 0u);
 	return 0;
 }
 
-int ipcx_barrier_wait(struct ipcx_barrier *b)
+/* Take this caller's arrival back unless round @g already completed. */
+static int withdraw(struct ipcx_barrier *b, uint32_t g)
 {
-	uint32_t g, n;
+	uint64_t s = IPCX_LOAD(&b->state);
+
+	do {
+		if (round_of(s) != g)
+			return 0;	/* completed meanwhile: released */
+	} while (!IPCX_CAS(&b->state, &s, s - ARRIVAL));
+	return -ETIMEDOUT;
+}
+
+static int barrier_wait(struct ipcx_barrier *b, const struct timespec *dl)
+{
+	uint64_t s, ns;
+	uint32_t g, count;
 
 	if (!barrier_ok(b))
 		return -EINVAL;
-	g = IPCX_LOAD(&b->gen);
-	n = __atomic_add_fetch(&b->arrived, 1u, __ATOMIC_ACQ_REL);
-	if (n >= b->count) {
-		IPCX_STORE(&b->arrived, 0u);
-		IPCX_STORE(&b->gen, g + 1);
-		ipcx_futex_wake(&b->gen, INT_MAX, true);
+	if (dl && !ipcx_timespec_valid(dl))
+		return -EINVAL;
+	count = b->count;
+	s = IPCX_LOAD(&b->state);
+	do {
+		if (arrived_of(s) + 1 >= count)
+			ns = (uint64_t)(round_of(s) + 1);	/* next round, nobody arrived */
+		else
+			ns = s + ARRIVAL;
+	} while (!IPCX_CAS(&b->state, &s, ns));
+	g = round_of(s);
+	if (round_of(ns) != g) {
+		ipcx_futex_wake(round_word(b), INT_MAX, true);
 		return IPCX_BARRIER_SERIAL;
 	}
-	while (IPCX_LOAD(&b->gen) == g) {
-		int ret = ipcx_wait_capped(&b->gen, g, NULL);
+	while (round_of(IPCX_LOAD(&b->state)) == g) {
+		int ret = ipcx_wait_capped(round_word(b), g, dl);
 
+		if (ret == -ETIMEDOUT)
+			return withdraw(b, g);
 		if (ret && ret != -EAGAIN)
 			return -EINVAL;	/* not a usable futex word */
 	}
 	return 0;
+}
+
+int ipcx_barrier_wait(struct ipcx_barrier *b)
+{
+	return barrier_wait(b, NULL);
+}
+
+int ipcx_barrier_timedwait(struct ipcx_barrier *b, const struct timespec *abs_mono)
+{
+	return barrier_wait(b, abs_mono);
 }

@@ -19,7 +19,7 @@
 #define IPCX_MUTEX_MAGIC	0x58544d49u	/* "IMTX" */
 #define IPCX_COND_MAGIC		0x444e4349u	/* "ICND" */
 #define IPCX_SEM_MAGIC		0x4d455349u	/* "ISEM" */
-#define IPCX_BARRIER_MAGIC	0x52414249u	/* "IBAR" */
+#define IPCX_BARRIER_MAGIC	0x32524249u	/* "IBR2": round and arrivals in one word */
 
 #define IPCX_LOAD(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define IPCX_LOAD_RELAXED(p)	__atomic_load_n((p), __ATOMIC_RELAXED)

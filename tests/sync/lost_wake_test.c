@@ -382,12 +382,13 @@ TEST(barrier_last_arrival_killed_before_its_wake)
 	ASSERT_EQ(0, wait_asleep(w));
 	p = fork();
 	if (p == 0) {		/* the last arrival's steps, then death */
-		uint32_t g = __atomic_load_n(&sh->b.gen, __ATOMIC_ACQUIRE);
+		uint64_t s = __atomic_load_n(&sh->b.state, __ATOMIC_ACQUIRE);
 
-		if (__atomic_add_fetch(&sh->b.arrived, 1u, __ATOMIC_ACQ_REL) != 2)
+		/* round g with one arrival -> round g + 1 with none */
+		if (s >> 32 != 1 ||
+		    !__atomic_compare_exchange_n(&sh->b.state, &s, (uint64_t)((uint32_t)s + 1),
+						 false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 			_exit(3);
-		__atomic_store_n(&sh->b.arrived, 0u, __ATOMIC_RELEASE);
-		__atomic_store_n(&sh->b.gen, g + 1, __ATOMIC_RELEASE);
 		die();
 	}
 	EXPECT_EQ(128 + SIGKILL, t_wait(p));

@@ -367,10 +367,10 @@ IPCX_API int ipcx_sem_value(const struct ipcx_sem *s);
 #define IPCX_BARRIER_SERIAL	1
 
 struct ipcx_barrier {
-	uint32_t gen;		/* futex word: round number */
+	uint64_t state;		/* bits 0-31: round number (the futex word),
+				 * bits 32-63: arrivals of this round */
 	uint32_t magic;
 	uint32_t count;
-	uint32_t arrived;
 	uint8_t reserved[48];
 } __attribute__((aligned(64)));
 
@@ -380,7 +380,8 @@ struct ipcx_barrier {
  * @count: participants per round, 1 .. 2^31-1
  *
  * A participant that dies before arriving leaves its round incomplete: the
- * barrier has no way to know it was expected.
+ * barrier has no way to know it was expected. ipcx_barrier_timedwait()
+ * lets the others give up.
  *
  * Return: 0; -EINVAL.
  */
@@ -398,13 +399,28 @@ IPCX_API int ipcx_barrier_destroy(struct ipcx_barrier *b);
  * ipcx_barrier_wait() - arrive and wait for the rest of the round
  * @b: the barrier
  *
- * Sleepers re-check the generation at least every 100 ms (a last arrival
+ * Sleepers re-check the round number at least every 100 ms (a last arrival
  * killed before its wake-up delays the round's end by at most that much).
  *
  * Return: IPCX_BARRIER_SERIAL for exactly one participant of each round
  * (the last to arrive), 0 for the others; -EINVAL for a bad object.
  */
 IPCX_API int ipcx_barrier_wait(struct ipcx_barrier *b);
+
+/**
+ * ipcx_barrier_timedwait() - ipcx_barrier_wait() with an absolute deadline
+ * @b: the barrier
+ * @abs_mono: CLOCK_MONOTONIC deadline; NULL waits forever
+ *
+ * A participant whose deadline passes before the round completes takes its
+ * arrival back: the round then still needs @count arrivals, and the caller
+ * may arrive again later. The arrival that completes a round never waits,
+ * whatever the deadline.
+ *
+ * Return: IPCX_BARRIER_SERIAL or 0 as ipcx_barrier_wait(); -ETIMEDOUT
+ * (arrival withdrawn); -EINVAL for a bad object or timespec.
+ */
+IPCX_API int ipcx_barrier_timedwait(struct ipcx_barrier *b, const struct timespec *abs_mono);
 
 /* ---- named versions ---------------------------------------------------- */
 
