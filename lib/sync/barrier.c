@@ -29,8 +29,7 @@ static inline uint32_t arrived_of(uint64_t s) { return (uint32_t)(s >> 32); }
 /* The round number's half of the state word, for the futex calls. */
 static inline uint32_t *round_word(struct ipcx_barrier *b)
 {
-	return (uint32_t *)(void *)&b->state +
-		(__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? 1 : 0);
+	return ipcx_low_half(&b->state);
 }
 
 static inline bool barrier_ok(const struct ipcx_barrier *b)

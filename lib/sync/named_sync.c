@@ -80,16 +80,17 @@ static int named_init(int fd, void *arg)
 	return 0;
 }
 
-static uint32_t obj_magic(enum ipcx_kind kind)
+/* Does the file hold an initialised object of @kind? */
+static bool obj_magic_ok(const union named_obj *o, enum ipcx_kind kind)
 {
 	switch (kind) {
 	case IPCX_KIND_MUTEX:
 	case IPCX_KIND_RMUTEX:
-		return IPCX_MUTEX_MAGIC;
+		return IPCX_LOAD_RELAXED(&o->m.magic) == IPCX_MUTEX_MAGIC;
 	case IPCX_KIND_COND:
-		return IPCX_COND_MAGIC;
+		return IPCX_LOAD_RELAXED(&o->c.magic) == IPCX_COND_MAGIC;
 	default:
-		return IPCX_SEM_MAGIC;
+		return IPCX_LOAD_RELAXED(&o->s.magic) == IPCX_SEM_MAGIC;
 	}
 }
 
@@ -156,7 +157,7 @@ static int named_open(enum ipcx_kind kind, const char *name, unsigned int mode,
 	f = p;
 	if (ipcx_obj_header_check(&f->h, kind) || f->h.total_size != FILE_SIZE ||
 	    f->h.header_size != sizeof(union named_obj) ||
-	    IPCX_LOAD_RELAXED(&f->o.m.magic) != obj_magic(kind)) {
+	    !obj_magic_ok(&f->o, kind)) {
 		munmap(p, FILE_SIZE);
 		return -EPROTO;
 	}

@@ -1,36 +1,46 @@
 // SPDX-License-Identifier: MIT
 /*
- * sem.c - counting semaphores on one futex word: the count in bits 0-23,
- * an arrivals counter in bits 24-30, bit 31 saying "somebody may be
- * asleep".
+ * sem.c - counting semaphores on one 64-bit state word: the count in bits
+ * 0-23, a generation in bits 24-31 (together the low half, the futex word
+ * sleepers wait on), the number of registered sleepers in bits 32-63.
  *
- * A waiter that finds the count at zero bumps the arrivals counter and sets
- * the bit in one CAS, then sleeps expecting exactly that word: any post in
- * between changes the word, the sleep fails with EAGAIN and the waiter
- * looks again. A post adds one and wakes one sleeper only when the bit is
- * set. When that wake finds nobody in the kernel, the post clears the bit
- * with a CAS that expects the word it wrote: a waiter that registered in
- * the meantime changed the arrivals, so the CAS fails and the bit stays.
- * (Clearing without the arrivals counter loses wake-ups: a waiter that saw
- * the bit already set would not write the word, and could be cleared away
- * while it enters the kernel.) Posts therefore cost no syscall once the
- * sleepers are gone.
+ * A waiter that finds the count at zero registers (sleepers + 1, one CAS)
+ * and sleeps expecting the low half it saw: any post in between moves the
+ * count, the sleep fails with EAGAIN and the waiter looks again. A waiter
+ * that takes a token takes its registration back in the same CAS. A post
+ * adds one and wakes one sleeper only while sleepers are registered, so
+ * once the last sleeper has left, posts make no syscall (a sleepers bit
+ * that stayed set after its sleeper woke cost a wake-up that found nobody
+ * whenever the peer was fast).
  *
- * A waiter killed anywhere leaves at most a stale bit (one wasted wake);
- * the count only ever changes by a successful CAS, so it is never lost or
- * doubled.
+ * A registration can outlive its waiter (killed while registered), so a
+ * post whose wake-up found nobody drops every registration and bumps the
+ * generation, with a CAS expecting the word it wrote. That is exact:
+ * nobody was asleep when the wake-up looked, and nobody can have gone to
+ * sleep since without changing the word (the count is non-zero), so the
+ * CAS fails whenever somebody registered, took a token or posted. Waiters
+ * still on their way in see the generation move: their sleep fails, and
+ * they register again. A generation that wraps (256 drops while one waiter
+ * is on its way in) costs at most one re-check period; nothing is lost.
+ *
+ * The count only ever changes by a successful CAS, so a process killed
+ * anywhere never loses or doubles a token.
  */
 #include "sync_priv.h"
 
-#define SLEEPERS	0x80000000u
-#define ARRIVALS	0x7f000000u
-#define ARRIVAL		0x01000000u
 #define COUNT		0x00ffffffu
+#define GEN1		0x01000000u
+#define SLEEPER		(1ull << 32)
+#define NO_GEN		(-1)
 
 _Static_assert(COUNT == IPCX_SEM_VALUE_MAX, "count field holds the maximum");
 
 _Static_assert(sizeof(struct ipcx_sem) == 64, "struct ipcx_sem is ABI");
-_Static_assert(offsetof(struct ipcx_sem, value) == 0, "futex word first");
+_Static_assert(offsetof(struct ipcx_sem, state) == 0, "state word first");
+
+static inline uint32_t low(uint64_t st) { return (uint32_t)st; }
+static inline uint32_t sleepers(uint64_t st) { return (uint32_t)(st >> 32); }
+static inline int gen(uint64_t st) { return (int)(low(st) >> 24); }
 
 static inline bool sem_ok(const struct ipcx_sem *s)
 {
@@ -51,7 +61,7 @@ int ipcx_sem_init(struct ipcx_sem *s, unsigned int value, const struct ipcx_sem_
 	if (flags & ~IPCX_SYNC_BLOCK)
 		return -EINVAL;
 	memset(s, 0, sizeof(*s));
-	s->value = value;
+	s->state = value;
 	s->flags = flags;
 	s->spin_ns = ipcx_spin_setting(flags, IPCX_OPT(opts, spin_ns, 0u));
 	s->post_cpu = UINT32_MAX;
@@ -69,46 +79,65 @@ int ipcx_sem_destroy(struct ipcx_sem *s)
 
 int ipcx_sem_post(struct ipcx_sem *s)
 {
-	uint32_t v;
+	uint64_t st, nst;
 
 	if (unlikely(!sem_ok(s)))
 		return -EINVAL;
-	v = IPCX_LOAD_RELAXED(&s->value);
+	st = IPCX_LOAD_RELAXED(&s->state);
 	do {
-		if ((v & COUNT) == COUNT)
+		if ((low(st) & COUNT) == COUNT)
 			return -EOVERFLOW;
-	} while (!IPCX_CAS(&s->value, &v, v + 1));
+		nst = st + 1;
+	} while (!IPCX_CAS(&s->state, &st, nst));
 	IPCX_STORE_RELAXED(&s->post_cpu, ipcx_cpu());
-	if (v & SLEEPERS) {
-		if (ipcx_futex_wake(&s->value, 1, true) == 0) {
-			uint32_t nv = v + 1;
+	if (sleepers(nst) && ipcx_futex_wake(ipcx_low_half(&s->state), 1, true) == 0) {
+		/* Nobody asleep, nothing changed since: drop the registrations. */
+		uint64_t dropped = (uint64_t)((low(nst) & COUNT) | ((low(nst) + GEN1) & ~COUNT));
 
-			/* Nobody asleep and nobody arrived since: clear the bit. */
-			IPCX_CAS(&s->value, &nv, nv & ~SLEEPERS);
-		}
+		IPCX_CAS(&s->state, &nst, dropped);
 	}
 	return 0;
 }
 
+/* Take back the registration made in generation @g, unless it was dropped. */
+static void unregister(struct ipcx_sem *s, int g)
+{
+	uint64_t st = IPCX_LOAD_RELAXED(&s->state);
+
+	while (g != NO_GEN && gen(st) == g && sleepers(st))
+		if (IPCX_CAS(&s->state, &st, st - SLEEPER))
+			break;
+}
+
 static int sem_wait(struct ipcx_sem *s, const struct timespec *dl, bool try)
 {
-	uint32_t v, nv;
-	bool spun = try;
+	uint32_t *word;
+	uint64_t st, nst;
+	int reg = NO_GEN;	/* generation of this caller's registration */
+	bool spun = try, timed_out = false;
 	int ret;
 
 	if (unlikely(!sem_ok(s)))
 		return -EINVAL;
 	if (dl && !ipcx_timespec_valid(dl))
 		return -EINVAL;
-	v = IPCX_LOAD_RELAXED(&s->value);
+	word = ipcx_low_half(&s->state);
+	st = IPCX_LOAD_RELAXED(&s->state);
 	for (;;) {
-		if (v & COUNT) {
-			if (IPCX_CAS(&s->value, &v, v - 1))
+		if (low(st) & COUNT) {
+			nst = st - 1;
+			if (reg == gen(st) && sleepers(st))
+				nst -= SLEEPER;
+			if (IPCX_CAS(&s->state, &st, nst))
 				return 0;
 			continue;
 		}
 		if (try)
 			return -EAGAIN;
+		if (timed_out) {
+			unregister(s, reg);
+			return -ETIMEDOUT;
+		}
 		if (!spun) {
 			uint32_t budget = ipcx_spin_budget(IPCX_LOAD_RELAXED(&s->spin_ns),
 							   &s->spin_fail,
@@ -117,18 +146,26 @@ static int sem_wait(struct ipcx_sem *s, const struct timespec *dl, bool try)
 			spun = true;
 			if (budget) {
 				ipcx_spin_account(&s->spin_fail,
-						  ipcx_spin_while(&s->value, COUNT, 0, budget));
-				v = IPCX_LOAD_RELAXED(&s->value);
+					IPCX_SPIN_WHILE(!(low(IPCX_LOAD_RELAXED(&s->state)) & COUNT),
+							budget));
+				st = IPCX_LOAD_RELAXED(&s->state);
 				continue;
 			}
 		}
-		nv = (v & ~ARRIVALS) | ((v + ARRIVAL) & ARRIVALS) | SLEEPERS;
-		if (!IPCX_CAS(&s->value, &v, nv))
-			continue;
-		ret = ipcx_wait_capped(&s->value, nv, dl);
-		if (ret && ret != -EAGAIN)
-			return ret == -ETIMEDOUT ? ret : -EINVAL;
-		v = IPCX_LOAD_RELAXED(&s->value);
+		if (reg != gen(st)) {
+			if (!IPCX_CAS(&s->state, &st, st + SLEEPER))
+				continue;
+			st += SLEEPER;
+			reg = gen(st);
+		}
+		ret = ipcx_wait_capped(word, low(st), dl);
+		if (ret == -ETIMEDOUT) {
+			timed_out = true;	/* one more look: a token may be there */
+		} else if (ret && ret != -EAGAIN) {
+			unregister(s, reg);
+			return -EINVAL;
+		}
+		st = IPCX_LOAD_RELAXED(&s->state);
 	}
 }
 
@@ -151,5 +188,5 @@ int ipcx_sem_value(const struct ipcx_sem *s)
 {
 	if (!sem_ok(s))
 		return -EINVAL;
-	return (int)(IPCX_LOAD_RELAXED(&s->value) & COUNT);
+	return (int)(low(IPCX_LOAD_RELAXED(&s->state)) & COUNT);
 }

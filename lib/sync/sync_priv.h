@@ -18,7 +18,7 @@
 
 #define IPCX_MUTEX_MAGIC	0x58544d49u	/* "IMTX" */
 #define IPCX_COND_MAGIC		0x444e4349u	/* "ICND" */
-#define IPCX_SEM_MAGIC		0x4d455349u	/* "ISEM" */
+#define IPCX_SEM_MAGIC		0x324d5349u	/* "ISM2": count, generation and waiters in one word */
 #define IPCX_BARRIER_MAGIC	0x32524249u	/* "IBR2": round and arrivals in one word */
 
 #define IPCX_LOAD(p)		__atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -103,22 +103,39 @@ static inline void ipcx_cpu_relax(void)
 }
 
 /*
- * Spin while (*w & mask) == val, for at most @budget_ns.
- * Return: true if the word changed, false if the budget ran out.
+ * Spin while @cond holds (re-evaluated each time), for at most @budget_ns.
+ * Yields true if it stopped holding, false if the budget ran out.
  */
+#define IPCX_SPIN_WHILE(cond, budget_ns) ({					\
+	uint64_t end_ = ipcx_now_ns(CLOCK_MONOTONIC) + (budget_ns);		\
+	unsigned int i_;							\
+	bool moved_;								\
+										\
+	for (i_ = 1;; i_++) {							\
+		if (!(cond)) {							\
+			moved_ = true;						\
+			break;							\
+		}								\
+		ipcx_cpu_relax();						\
+		if (!(i_ & 31) && ipcx_now_ns(CLOCK_MONOTONIC) >= end_) {	\
+			moved_ = false;						\
+			break;							\
+		}								\
+	}									\
+	moved_;									\
+})
+
+/* Spin while (*w & mask) == val, for at most @budget_ns (IPCX_SPIN_WHILE). */
 static inline bool ipcx_spin_while(const uint32_t *w, uint32_t mask, uint32_t val,
 				   uint32_t budget_ns)
 {
-	uint64_t end = ipcx_now_ns(CLOCK_MONOTONIC) + budget_ns;
-	unsigned int i;
+	return IPCX_SPIN_WHILE((IPCX_LOAD_RELAXED(w) & mask) == val, budget_ns);
+}
 
-	for (i = 1;; i++) {
-		if ((IPCX_LOAD_RELAXED(w) & mask) != val)
-			return true;
-		ipcx_cpu_relax();
-		if (!(i & 31) && ipcx_now_ns(CLOCK_MONOTONIC) >= end)
-			return false;
-	}
+/* The low half of a 64-bit word, whose other half changes with it: a futex word. */
+static inline uint32_t *ipcx_low_half(uint64_t *w)
+{
+	return (uint32_t *)(void *)w + (__BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? 1 : 0);
 }
 
 /*

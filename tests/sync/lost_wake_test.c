@@ -23,10 +23,8 @@
 #define MAP_LEN 4096
 
 /* Word layouts (white-box: the same constants as sem.c and cond.c). */
-#define SEM_SLEEPERS	0x80000000u
-#define SEM_ARRIVALS	0x7f000000u
-#define SEM_ARRIVAL	0x01000000u
-#define SEM_COUNT	0x00ffffffu
+#define SEM_SLEEPER	(1ull << 32)	/* registered sleepers: bits 32-63 */
+#define SEM_COUNT	0x00ffffffu	/* of the low half, the futex word */
 #define COND_SLEEPERS	0x00000001u
 #define COND_ARRIVALS	0x000000feu
 #define COND_ARRIVAL	0x00000002u
@@ -127,15 +125,14 @@ static bool still_running(pid_t pid, int ms)
 /* Registers as a semaphore sleeper like sem_wait, sleeps, dies when woken. */
 static void hand_sem_waiter(struct ipcx_sem *s)
 {
-	uint32_t v = __atomic_load_n(&s->value, __ATOMIC_ACQUIRE), nv;
+	uint64_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 
 	do {
-		if (v & SEM_COUNT)
+		if ((uint32_t)st & SEM_COUNT)
 			_exit(3);
-		nv = (v & ~SEM_ARRIVALS) | ((v + SEM_ARRIVAL) & SEM_ARRIVALS) | SEM_SLEEPERS;
-	} while (!__atomic_compare_exchange_n(&s->value, &v, nv, false, __ATOMIC_ACQ_REL,
-					      __ATOMIC_ACQUIRE));
-	while (futex_wait(&s->value, nv) && errno == EINTR)
+	} while (!__atomic_compare_exchange_n(&s->state, &st, st + SEM_SLEEPER, false,
+					      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+	while (futex_wait((uint32_t *)&s->state, (uint32_t)st) && errno == EINTR)
 		;
 	die();		/* woken: killed before the decrement */
 }
@@ -340,7 +337,7 @@ TEST(sem_poster_killed_before_its_wake)
 	ASSERT_EQ(0, wait_asleep(w));
 	p = fork();
 	if (p == 0) {		/* sem_post's CAS, then death before the wake */
-		__atomic_fetch_add(&sh->s.value, 1u, __ATOMIC_ACQ_REL);
+		__atomic_fetch_add(&sh->s.state, 1u, __ATOMIC_ACQ_REL);
 		die();
 	}
 	EXPECT_EQ(128 + SIGKILL, t_wait(p));

@@ -3,8 +3,12 @@
  * sem_test - semaphores (lib/sync/sem.c) across processes: post/wait/try/
  * timed on real clocks, overflow, exact totals with a semaphore as the
  * lock, producers and consumers with no lost wake-up, waiters SIGKILLed
- * mid-wait, bad input.
+ * mid-wait, bad input; the sleeper registrations (white-box: bits 32-63 of
+ * the state word) come back to zero however waiters leave.
  */
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
 #include "kselftest_harness.h"
 #include "ipcx_test.h"
 #include <ipcx.h>
@@ -221,6 +225,153 @@ TEST_F(sem, killed_at_random_points)
 		if (ipcx_sem_value(&sh->items) == 1)
 			ASSERT_EQ(0, ipcx_sem_timedwait(&sh->items, &dl));
 	}
+}
+
+/* White-box views of the state word (see lib/sync/sem.c). */
+static uint32_t sleepers(struct ipcx_sem *s)
+{
+	return (uint32_t)(__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) >> 32);
+}
+
+static uint32_t generation(struct ipcx_sem *s)
+{
+	return (uint32_t)__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) >> 24;
+}
+
+/* Until @n sleepers are registered (false after 5 s). */
+static bool registered(struct ipcx_sem *s, uint32_t n)
+{
+	int i;
+
+	for (i = 0; i < 5000 && sleepers(s) != n; i++)
+		t_sleep_ms(1);
+	return sleepers(s) == n;
+}
+
+/* A woken sleeper takes its registration back: later posts need no wake-up. */
+TEST_F(sem, sleeper_leaves_no_registration)
+{
+	struct shared *sh = self->sh;
+	pid_t w;
+
+	w = fork();
+	ASSERT_GE(w, 0);
+	if (w == 0)
+		_exit(ipcx_sem_wait(&sh->items) ? 1 : 0);
+	ASSERT_TRUE(registered(&sh->items, 1));
+	t_sleep_ms(20);
+	ASSERT_EQ(0, ipcx_sem_post(&sh->items));
+	EXPECT_EQ(0, t_wait(w));
+	EXPECT_EQ(0u, sleepers(&sh->items));
+	EXPECT_EQ(0, ipcx_sem_value(&sh->items));
+}
+
+/* A sleeper killed while registered: the next post drops the registration. */
+TEST_F(sem, killed_sleeper_registration_dropped_by_next_post)
+{
+	struct shared *sh = self->sh;
+	uint32_t g;
+	pid_t w;
+
+	w = fork();
+	ASSERT_GE(w, 0);
+	if (w == 0)
+		_exit(ipcx_sem_wait(&sh->items) ? 1 : 0);
+	ASSERT_TRUE(registered(&sh->items, 1));
+	t_sleep_ms(20);
+	kill(w, SIGKILL);
+	EXPECT_EQ(128 + SIGKILL, t_wait(w));
+	g = generation(&sh->items);
+	ASSERT_EQ(0, ipcx_sem_post(&sh->items));
+	EXPECT_EQ(0u, sleepers(&sh->items));
+	EXPECT_NE(g, generation(&sh->items));
+	EXPECT_EQ(1, ipcx_sem_value(&sh->items));
+	ASSERT_EQ(0, ipcx_sem_trywait(&sh->items));
+
+	/* A live sleeper after it registers and is woken as usual. */
+	w = fork();
+	ASSERT_GE(w, 0);
+	if (w == 0) {
+		struct timespec dl = t_deadline_ms(5000);
+
+		_exit(ipcx_sem_timedwait(&sh->items, &dl) ? 1 : 0);
+	}
+	ASSERT_TRUE(registered(&sh->items, 1));
+	ASSERT_EQ(0, ipcx_sem_post(&sh->items));
+	EXPECT_EQ(0, t_wait(w));
+	EXPECT_EQ(0u, sleepers(&sh->items));
+}
+
+/*
+ * A waiter on its way in (registered, not yet asleep) whose registration a
+ * post drops, then whose token a thief takes: its sleep must fail (the
+ * generation moved), so it registers again instead of sleeping unseen.
+ */
+TEST_F(sem, dropped_registration_fails_the_sleep)
+{
+	struct shared *sh = self->sh;
+	struct timespec rel = { 0, 200000000L };
+	uint64_t st = __atomic_load_n(&sh->items.state, __ATOMIC_ACQUIRE);
+	long r;
+
+	ASSERT_EQ(0u, (uint32_t)st & 0xffffffu);
+	ASSERT_TRUE(__atomic_compare_exchange_n(&sh->items.state, &st, st + (1ull << 32), false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+	ASSERT_EQ(0, ipcx_sem_post(&sh->items));	/* wakes nobody: drops */
+	EXPECT_EQ(0u, sleepers(&sh->items));
+	ASSERT_EQ(0, ipcx_sem_trywait(&sh->items));	/* the thief */
+	r = syscall(SYS_futex, (uint32_t *)&sh->items.state, FUTEX_WAIT, (uint32_t)st, &rel,
+		    NULL, 0);
+	EXPECT_EQ(-1, r);
+	EXPECT_EQ(EAGAIN, errno);
+}
+
+/*
+ * Three waiters with 0-200 us deadlines against a poster: every token is
+ * taken once or left counted, and no registration is left behind.
+ */
+TEST_F(sem, timeouts_racing_posts_keep_the_count)
+{
+	struct shared *sh = self->sh;
+	const int waits = 3000, posts = 6000;
+	pid_t pid[4];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		pid[i] = fork();
+		ASSERT_GE(pid[i], 0);
+		if (pid[i] == 0) {
+			unsigned int seed = (unsigned int)getpid();
+			int n;
+
+			for (n = 0; n < (i ? waits : posts); n++) {
+				uint64_t until = t_now_ns() + (uint64_t)(rand_r(&seed) % 200000);
+				struct timespec dl = { (time_t)(until / 1000000000ull),
+						       (long)(until % 1000000000ull) };
+				int ret;
+
+				if (i == 0) {	/* the poster, at a random pace */
+					while (t_now_ns() < until - 100000)
+						;
+					if (ipcx_sem_post(&sh->items))
+						_exit(1);
+					continue;
+				}
+				ret = ipcx_sem_timedwait(&sh->items, &dl);
+				if (ret == 0)
+					__atomic_fetch_add(&sh->got, 1, __ATOMIC_RELAXED);
+				else if (ret != -ETIMEDOUT)
+					_exit(2);
+			}
+			_exit(0);
+		}
+	}
+	for (i = 0; i < 4; i++)
+		EXPECT_EQ(0, t_wait(pid[i]));
+	TH_LOG("%llu of %d posts taken", (unsigned long long)sh->got, posts);
+	EXPECT_EQ((int)(posts - sh->got), ipcx_sem_value(&sh->items));
+	EXPECT_EQ(0u, sleepers(&sh->items));
+	EXPECT_GT(sh->got, 0u);
 }
 
 TEST_HARNESS_MAIN

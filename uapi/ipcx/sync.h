@@ -283,13 +283,14 @@ IPCX_API int ipcx_cond_broadcast_mutex(struct ipcx_cond *c, struct ipcx_mutex *m
 #define IPCX_SEM_VALUE_MAX	0x00ffffffu	/* 16777215 */
 
 struct ipcx_sem {
-	uint32_t value;		/* futex word: count, arrivals, sleepers bit */
+	uint64_t state;		/* bits 0-23 count, 24-31 generation (the low
+				 * half is the futex word), 32-63 sleepers */
 	uint32_t magic;
 	uint32_t flags;
 	uint32_t spin_ns;
 	uint32_t post_cpu;	/* CPU of the last poster (spin hint) */
 	uint32_t spin_fail;
-	uint8_t reserved[40];
+	uint8_t reserved[36];
 } __attribute__((aligned(64)));
 
 struct ipcx_sem_opts {
