@@ -13,7 +13,9 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -86,6 +88,34 @@ static inline void t_sleep_ms(long ms)
 		;
 }
 
+/* The state letter of /proc/PID/stat ('S' sleeping, 'T' stopped, ...); '?'. */
+static inline char t_proc_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return '?';
+	p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+	fclose(f);
+	return p && p[1] && p[2] ? p[2] : '?';
+}
+
+/* Until @pid's state is @state, at most @ms milliseconds: 0, or -1. */
+static inline int t_until_state(pid_t pid, char state, int ms)
+{
+	int i;
+
+	for (i = 0; i < ms; i++) {
+		if (t_proc_state(pid) == state)
+			return 0;
+		t_sleep_ms(1);
+	}
+	return -1;
+}
+
 /* Open file descriptors of this process (for leak checks). */
 static inline int t_count_fds(void)
 {
@@ -152,6 +182,7 @@ static inline int t_machine_lock(void)
 static char *t_store_lo;
 static size_t t_store_len;
 static volatile long t_store_left;
+static bool t_store_stop;	/* stop (SIGSTOP) instead of dying */
 
 static inline void t_store_segv(int sig, siginfo_t *si, void *ucv)
 {
@@ -163,7 +194,7 @@ static inline void t_store_segv(int sig, siginfo_t *si, void *ucv)
 		_exit(90);	/* a fault nobody planned */
 	mprotect(t_store_lo, t_store_len, PROT_READ | PROT_WRITE);
 	if (--t_store_left == 0)
-		kill(getpid(), SIGKILL);
+		raise(t_store_stop ? SIGSTOP : SIGKILL);
 	uc->uc_mcontext.gregs[REG_EFL] |= 0x100;
 }
 
@@ -178,7 +209,9 @@ static inline void t_store_trap(int sig, siginfo_t *si, void *ucv)
 }
 #endif
 
-static inline int t_die_at_store(void *lo, size_t len, long k, void (*fn)(void *arg), void *arg)
+/* Fork a child that runs @fn(@arg) under the store watch (see above). */
+static inline pid_t t_store_watch(void *lo, size_t len, long k, bool stop,
+				  void (*fn)(void *arg), void *arg)
 {
 #if defined(__x86_64__)
 	pid_t pid = fork();
@@ -194,6 +227,7 @@ static inline int t_die_at_store(void *lo, size_t len, long k, void (*fn)(void *
 		t_store_lo = lo;
 		t_store_len = len;
 		t_store_left = k ? k : -1;
+		t_store_stop = stop;
 		if (sigaction(SIGSEGV, &sa, NULL) || sigaction(SIGTRAP, &st, NULL) ||
 		    mprotect(lo, len, PROT_READ))
 			_exit(92);
@@ -201,11 +235,40 @@ static inline int t_die_at_store(void *lo, size_t len, long k, void (*fn)(void *
 		mprotect(lo, len, PROT_READ | PROT_WRITE);
 		_exit(0);
 	}
-	return t_wait(pid);
+	return pid;
 #else
-	(void)lo; (void)len; (void)k; (void)fn; (void)arg;
+	(void)lo; (void)len; (void)k; (void)stop; (void)fn; (void)arg;
 	return -1;
 #endif
+}
+
+static inline int t_die_at_store(void *lo, size_t len, long k, void (*fn)(void *arg), void *arg)
+{
+	pid_t pid = t_store_watch(lo, len, k, false, fn, arg);
+
+	return pid < 0 ? -1 : t_wait(pid);
+}
+
+/*
+ * Like t_die_at_store(), but the child stops (SIGSTOP) before store @k and
+ * the call returns once it has: the caller acts, then sends SIGCONT and the
+ * store goes ahead. Returns the child's pid; -1 if it could not run or
+ * ended before store @k (then it was reaped).
+ */
+static inline pid_t t_stop_at_store(void *lo, size_t len, long k, void (*fn)(void *arg),
+				    void *arg)
+{
+	pid_t pid = t_store_watch(lo, len, k, true, fn, arg);
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (waitpid(pid, &st, WUNTRACED) != pid || !WIFSTOPPED(st)) {
+		if (!WIFEXITED(st) && !WIFSIGNALED(st))
+			t_wait(pid);
+		return -1;
+	}
+	return pid;
 }
 
 #endif /* IPCX_TEST_H */

@@ -13,25 +13,32 @@
  * that stayed set after its sleeper woke cost a wake-up that found nobody
  * whenever the peer was fast).
  *
- * A registration can outlive its waiter (killed while registered), so a
- * post whose wake-up found nobody drops every registration and bumps the
- * generation, with a CAS expecting the word it wrote. That is exact:
- * nobody was asleep when the wake-up looked, and nobody can have gone to
- * sleep since without changing the word (the count is non-zero), so the
- * CAS fails whenever somebody registered, took a token or posted. Waiters
- * still on their way in see the generation move: their sleep fails, and
- * they register again. A generation that wraps (256 drops while one waiter
- * is on its way in) costs at most one re-check period; nothing is lost.
+ * A registration can outlive its waiter (SIGKILLed while registered), and
+ * then every post would make a futex_wake that finds nobody. So every
+ * SEM_DROP_EVERY-th post whose wake-up found nobody drops all
+ * registrations and bumps the generation (one CAS expecting the word it
+ * wrote), then wakes every sleeper. Anybody asleep at that point can only
+ * hold a registration of the old generation (a sleep expecting the old
+ * generation fails once it moved), so the wake-all sends each of them back
+ * to register again; waiters on their way in see the generation move,
+ * their sleep fails, and they register again too. The wake-all is what
+ * makes the drop safe: its CAS cannot tell a word that never changed from
+ * one that came back to the same value (a token taken, another posted)
+ * while sleepers that had left the futex queue (a signal, the re-check)
+ * went back to sleep on their old registration.
  *
  * The count only ever changes by a successful CAS, so a process killed
  * anywhere never loses or doubles a token.
  */
+#include <limits.h>
+
 #include "sync_priv.h"
 
 #define COUNT		0x00ffffffu
 #define GEN1		0x01000000u
 #define SLEEPER		(1ull << 32)
 #define NO_GEN		(-1)
+#define SEM_DROP_EVERY	4	/* empty wake-ups per drop of the registrations */
 
 _Static_assert(COUNT == IPCX_SEM_VALUE_MAX, "count field holds the maximum");
 
@@ -90,11 +97,12 @@ int ipcx_sem_post(struct ipcx_sem *s)
 		nst = st + 1;
 	} while (!IPCX_CAS(&s->state, &st, nst));
 	IPCX_STORE_RELAXED(&s->post_cpu, ipcx_cpu());
-	if (sleepers(nst) && ipcx_futex_wake(ipcx_low_half(&s->state), 1, true) == 0) {
-		/* Nobody asleep, nothing changed since: drop the registrations. */
+	if (sleepers(nst) && ipcx_futex_wake(ipcx_low_half(&s->state), 1, true) == 0 &&
+	    __atomic_add_fetch(&s->empty_wakes, 1u, __ATOMIC_RELAXED) % SEM_DROP_EVERY == 0) {
 		uint64_t dropped = (uint64_t)((low(nst) & COUNT) | ((low(nst) + GEN1) & ~COUNT));
 
-		IPCX_CAS(&s->state, &nst, dropped);
+		if (IPCX_CAS(&s->state, &nst, dropped))
+			ipcx_futex_wake(ipcx_low_half(&s->state), INT_MAX, true);
 	}
 	return 0;
 }

@@ -67,27 +67,13 @@ static void die(void)
 	_exit(99);
 }
 
-static char proc_state(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return '?';
-	p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
-	fclose(f);
-	return p && p[1] && p[2] ? p[2] : '?';
-}
-
 /* Wait until @pid sleeps (in its futex wait), then a little longer. */
 static int wait_asleep(pid_t pid)
 {
 	int i;
 
 	for (i = 0; i < 5000; i++) {
-		if (proc_state(pid) == 'S') {
+		if (t_proc_state(pid) == 'S') {
 			t_sleep_ms(50);
 			return 0;
 		}
@@ -132,6 +118,7 @@ static void hand_sem_waiter(struct ipcx_sem *s)
 			_exit(3);
 	} while (!__atomic_compare_exchange_n(&s->state, &st, st + SEM_SLEEPER, false,
 					      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+	/* the futex word is the state's low half (little-endian here) */
 	while (futex_wait((uint32_t *)&s->state, (uint32_t)st) && errno == EINTR)
 		;
 	die();		/* woken: killed before the decrement */

@@ -290,7 +290,8 @@ struct ipcx_sem {
 	uint32_t spin_ns;
 	uint32_t post_cpu;	/* CPU of the last poster (spin hint) */
 	uint32_t spin_fail;
-	uint8_t reserved[36];
+	uint32_t empty_wakes;	/* posts whose wake-up found nobody */
+	uint8_t reserved[32];
 } __attribute__((aligned(64)));
 
 struct ipcx_sem_opts {
