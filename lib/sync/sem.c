@@ -25,7 +25,9 @@
  * makes the drop safe: its CAS cannot tell a word that never changed from
  * one that came back to the same value (a token taken, another posted)
  * while sleepers that had left the futex queue (a signal, the re-check)
- * went back to sleep on their old registration.
+ * went back to sleep on their old registration. A generation that wraps
+ * while one waiter is on its way in (256 drops in that window) lets it
+ * sleep unregistered until the next drop or its re-check: late, not lost.
  *
  * The count only ever changes by a successful CAS, so a process killed
  * anywhere never loses or doubles a token.
