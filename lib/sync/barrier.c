@@ -32,9 +32,12 @@ static inline uint32_t *round_word(struct ipcx_barrier *b)
 	return ipcx_low_half(&b->state);
 }
 
+_Static_assert(__atomic_always_lock_free(8, 0), "the state word needs a lock-free 64-bit CAS");
+
 static inline bool barrier_ok(const struct ipcx_barrier *b)
 {
-	return b && IPCX_LOAD_RELAXED(&b->magic) == IPCX_BARRIER_MAGIC &&
+	/* aligned too: a misaligned copy would count an arrival, then fail the futex */
+	return b && !((uintptr_t)b & 7) && IPCX_LOAD_RELAXED(&b->magic) == IPCX_BARRIER_MAGIC &&
 		b->count && b->count <= INT_MAX;
 }
 
@@ -97,8 +100,10 @@ static int barrier_wait(struct ipcx_barrier *b, const struct timespec *dl)
 
 		if (ret == -ETIMEDOUT)
 			return withdraw(b, g);
-		if (ret && ret != -EAGAIN)
-			return -EINVAL;	/* not a usable futex word */
+		if (ret && ret != -EAGAIN) {	/* not a usable futex word */
+			withdraw(b, g);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }

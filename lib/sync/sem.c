@@ -51,9 +51,11 @@ static inline uint32_t low(uint64_t st) { return (uint32_t)st; }
 static inline uint32_t sleepers(uint64_t st) { return (uint32_t)(st >> 32); }
 static inline int gen(uint64_t st) { return (int)(low(st) >> 24); }
 
+_Static_assert(__atomic_always_lock_free(8, 0), "the state word needs a lock-free 64-bit CAS");
+
 static inline bool sem_ok(const struct ipcx_sem *s)
 {
-	return s && IPCX_LOAD_RELAXED(&s->magic) == IPCX_SEM_MAGIC;
+	return s && !((uintptr_t)s & 7) && IPCX_LOAD_RELAXED(&s->magic) == IPCX_SEM_MAGIC;
 }
 
 int ipcx_sem_init(struct ipcx_sem *s, unsigned int value, const struct ipcx_sem_opts *opts)

@@ -19,8 +19,9 @@ struct shared {
 
 TEST(bad_input)
 {
-	struct timespec bad = { 0, 1000000000L }, neg = { -1, 0 };
-	struct ipcx_barrier b;
+	static char buf[sizeof(struct ipcx_barrier) + 64] __attribute__((aligned(64)));
+	struct timespec bad = { 0, 1000000000L }, neg = { -1, 0 }, dl;
+	struct ipcx_barrier b, *m;
 
 	memset(&b, 0x77, sizeof(b));
 	EXPECT_EQ(-EINVAL, ipcx_barrier_init(NULL, 2));
@@ -40,6 +41,16 @@ TEST(bad_input)
 	EXPECT_EQ(-EINVAL, ipcx_barrier_timedwait(&b, &bad));
 	EXPECT_EQ(-EINVAL, ipcx_barrier_timedwait(&b, &neg));
 	EXPECT_EQ(0, b.state >> 32);	/* a refused call does not arrive */
+	/* a copy at a misaligned address is refused before arriving */
+	dl = t_deadline_ms(20);
+	m = (struct ipcx_barrier *)(void *)(buf + 4);
+	memcpy(m, &b, sizeof(b));
+	EXPECT_EQ(-EINVAL, ipcx_barrier_wait(m));
+	EXPECT_EQ(-EINVAL, ipcx_barrier_timedwait(m, &dl));
+	EXPECT_EQ(-EINVAL, ipcx_barrier_destroy(m));
+	m = (struct ipcx_barrier *)(void *)(buf + 1);
+	memcpy(m, &b, sizeof(b));
+	EXPECT_EQ(-EINVAL, ipcx_barrier_timedwait(m, &dl));
 	ASSERT_EQ(0, ipcx_barrier_init(&b, 1));
 	EXPECT_EQ(IPCX_BARRIER_SERIAL, ipcx_barrier_timedwait(&b, NULL));
 }
@@ -267,6 +278,9 @@ TEST(timeouts_racing_completions_keep_the_count)
 				dl.tv_sec += (time_t)(ns / 1000000000ull);
 				dl.tv_nsec = (long)(ns % 1000000000ull);
 				ret = ipcx_barrier_timedwait(&r->b, &dl);
+				/* never more arrivals than a round holds (nor a wrap) */
+				if (arrivals(&r->b) >= RACE_COUNT)
+					__atomic_fetch_add(&r->failed, 1, __ATOMIC_RELAXED);
 				if (ret == IPCX_BARRIER_SERIAL) {
 					__atomic_fetch_add(&r->serial, 1, __ATOMIC_RELAXED);
 					__atomic_fetch_add(&r->released, 1, __ATOMIC_RELAXED);

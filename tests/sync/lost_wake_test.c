@@ -354,18 +354,26 @@ TEST(cond_signaller_killed_before_its_wake)
 	munmap(sh, MAP_LEN);
 }
 
-TEST(barrier_last_arrival_killed_before_its_wake)
+/* The last arrival's steps, then death before its wake; @timed: a timed waiter. */
+static int barrier_last_arrival_killed(bool timed)
 {
 	struct shared *sh = new_shared();
 	pid_t w, p;
+	int ret;
 
-	ASSERT_NE(NULL, sh);
+	if (!sh)
+		return -1;
 	w = fork();
-	if (w == 0)
-		_exit(ipcx_barrier_wait(&sh->b) == 0 ? 0 : 1);
-	ASSERT_EQ(0, wait_asleep(w));
+	if (w == 0) {
+		struct timespec dl = t_deadline_ms(60000);
+
+		_exit((timed ? ipcx_barrier_timedwait(&sh->b, &dl) : ipcx_barrier_wait(&sh->b)) ?
+		      1 : 0);
+	}
+	if (wait_asleep(w))
+		return -1;
 	p = fork();
-	if (p == 0) {		/* the last arrival's steps, then death */
+	if (p == 0) {
 		uint64_t s = __atomic_load_n(&sh->b.state, __ATOMIC_ACQUIRE);
 
 		/* round g with one arrival -> round g + 1 with none */
@@ -375,9 +383,19 @@ TEST(barrier_last_arrival_killed_before_its_wake)
 			_exit(3);
 		die();
 	}
-	EXPECT_EQ(128 + SIGKILL, t_wait(p));
-	EXPECT_EQ(0, wait_exit_ms(w, BOUND_MS));
+	ret = t_wait(p) == 128 + SIGKILL ? wait_exit_ms(w, BOUND_MS) : -1;
 	munmap(sh, MAP_LEN);
+	return ret;
+}
+
+TEST(barrier_last_arrival_killed_before_its_wake)
+{
+	EXPECT_EQ(0, barrier_last_arrival_killed(false));
+}
+
+TEST(barrier_last_arrival_killed_before_a_timed_waiters_wake)
+{
+	EXPECT_EQ(0, barrier_last_arrival_killed(true));
 }
 
 /* ---- far-future deadlines wait (no overflow into "already passed") ---- */

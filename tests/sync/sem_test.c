@@ -25,7 +25,7 @@ struct shared {
 TEST(bad_input)
 {
 	struct shared *sh = t_shared(MAP_LEN);
-	struct ipcx_sem junk;
+	struct ipcx_sem junk, *mis;
 	struct timespec bad = { 0, 1000000000L };
 
 	ASSERT_NE(NULL, sh);
@@ -41,6 +41,12 @@ TEST(bad_input)
 	EXPECT_EQ(-EINVAL, ipcx_sem_destroy(&junk));
 	ASSERT_EQ(0, ipcx_sem_init(&sh->s, 0, NULL));
 	EXPECT_EQ(-EINVAL, ipcx_sem_timedwait(&sh->s, &bad));
+	/* a copy at a misaligned address is refused */
+	mis = (struct ipcx_sem *)(void *)((char *)&sh->items + 4);
+	memmove(mis, &sh->s, sizeof(sh->s));
+	EXPECT_EQ(-EINVAL, ipcx_sem_post(mis));
+	EXPECT_EQ(-EINVAL, ipcx_sem_trywait(mis));
+	EXPECT_EQ(-EINVAL, ipcx_sem_value(mis));
 	EXPECT_EQ(0, ipcx_sem_destroy(&sh->s));
 	EXPECT_EQ(-EINVAL, ipcx_sem_post(&sh->s));
 	munmap(sh, MAP_LEN);

@@ -405,7 +405,9 @@ IPCX_API int ipcx_barrier_destroy(struct ipcx_barrier *b);
  * killed before its wake-up delays the round's end by at most that much).
  *
  * Return: IPCX_BARRIER_SERIAL for exactly one participant of each round
- * (the last to arrive), 0 for the others; -EINVAL for a bad object.
+ * (the last to arrive), 0 for the others; -EINVAL for a bad object (not
+ * initialised, misaligned, or a word the kernel refuses to wait on: then
+ * the arrival is taken back).
  */
 IPCX_API int ipcx_barrier_wait(struct ipcx_barrier *b);
 
@@ -415,9 +417,9 @@ IPCX_API int ipcx_barrier_wait(struct ipcx_barrier *b);
  * @abs_mono: CLOCK_MONOTONIC deadline; NULL waits forever
  *
  * A participant whose deadline passes before the round completes takes its
- * arrival back: the round then still needs @count arrivals, and the caller
- * may arrive again later. The arrival that completes a round never waits,
- * whatever the deadline.
+ * arrival back: the round goes on without it (its arrival no longer counts
+ * towards @count), and the caller may arrive again later. The arrival that
+ * completes a round never waits, whatever the deadline.
  *
  * Return: IPCX_BARRIER_SERIAL or 0 as ipcx_barrier_wait(); -ETIMEDOUT
  * (arrival withdrawn); -EINVAL for a bad object or timespec.
