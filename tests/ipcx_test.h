@@ -259,16 +259,16 @@ static inline pid_t t_stop_at_store(void *lo, size_t len, long k, void (*fn)(voi
 				    void *arg)
 {
 	pid_t pid = t_store_watch(lo, len, k, true, fn, arg);
-	int st;
+	int st = 0;
 
 	if (pid < 0)
 		return -1;
-	if (waitpid(pid, &st, WUNTRACED) != pid || !WIFSTOPPED(st)) {
-		if (!WIFEXITED(st) && !WIFSIGNALED(st))
-			t_wait(pid);
+	if (waitpid(pid, &st, WUNTRACED) != pid) {
+		kill(pid, SIGKILL);
+		t_wait(pid);
 		return -1;
 	}
-	return pid;
+	return WIFSTOPPED(st) ? pid : -1;
 }
 
 #endif /* IPCX_TEST_H */

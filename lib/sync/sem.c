@@ -16,19 +16,22 @@
  * A registration can outlive its waiter (SIGKILLed while registered), and
  * then every post would make a futex_wake that finds nobody. So once
  * SEM_DROP_EVERY posts found nobody since the last drop, such a post drops
- * all registrations and bumps the generation (one CAS expecting the word
- * it wrote; if the word moved, the next such post tries again), then wakes
- * every sleeper. Anybody asleep at that point can only hold a registration
- * of the old generation (a sleep expecting the old generation fails once
- * it moved), so the wake-all sends each of them back to register again;
- * waiters on their way in see the generation move, their sleep fails, and
- * they register again too. The wake-all is what makes the drop safe: its
- * CAS cannot tell a word that never changed from one that came back to the
- * same value (a token taken, another posted) while sleepers that had left
- * the futex queue (a signal, the re-check) went back to sleep on their old
- * registration. A generation that wraps while one waiter is on its way in
- * (256 drops in that window) lets it sleep unregistered until the next
- * drop or its re-check: late, not lost.
+ * all registrations and bumps the generation (a CAS that keeps the count,
+ * retried while the generation and the sleepers stay as the post saw them),
+ * then wakes every sleeper. Anybody asleep at that point can only hold a
+ * registration of the old generation (a sleep expecting the old generation
+ * fails once it moved), so the wake-all sends each of them back to register
+ * again; waiters on their way in see the generation move, their sleep
+ * fails, and they register again too. The wake-all is what makes the drop
+ * safe whenever it runs: no CAS can tell whether a sleeper that left the
+ * futex queue (a signal, the re-check) went back to sleep on its old
+ * registration.
+ *
+ * Late, not lost: a dropping post held between its CAS and its wake-all
+ * (preempted, stopped, killed) leaves such sleepers unregistered until it
+ * resumes or their re-check; a generation that wraps while one waiter is
+ * on its way in (256 drops) can leave a sleeper unregistered until its
+ * re-check.
  *
  * The count only ever changes by a successful CAS, so a process killed
  * anywhere never loses or doubles a token.
@@ -104,11 +107,16 @@ int ipcx_sem_post(struct ipcx_sem *s)
 	IPCX_STORE_RELAXED(&s->post_cpu, ipcx_cpu());
 	if (sleepers(nst) && ipcx_futex_wake(ipcx_low_half(&s->state), 1, true) == 0 &&
 	    __atomic_add_fetch(&s->empty_wakes, 1u, __ATOMIC_RELAXED) >= SEM_DROP_EVERY) {
-		uint64_t dropped = (uint64_t)((low(nst) & COUNT) | ((low(nst) + GEN1) & ~COUNT));
+		/* Whatever the count: the wake-all covers anybody asleep. */
+		st = nst;
+		while (gen(st) == gen(nst) && sleepers(st) == sleepers(nst)) {
+			uint64_t dropped = (uint64_t)((low(st) & COUNT) | ((low(st) + GEN1) & ~COUNT));
 
-		if (IPCX_CAS(&s->state, &nst, dropped)) {
-			IPCX_STORE_RELAXED(&s->empty_wakes, 0u);
-			ipcx_futex_wake(ipcx_low_half(&s->state), INT_MAX, true);
+			if (IPCX_CAS(&s->state, &st, dropped)) {
+				IPCX_STORE_RELAXED(&s->empty_wakes, 0u);
+				ipcx_futex_wake(ipcx_low_half(&s->state), INT_MAX, true);
+				break;
+			}
 		}
 	}
 	return 0;
