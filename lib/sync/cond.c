@@ -90,7 +90,7 @@ static int cond_sleep(struct ipcx_cond *c, uint32_t s0, const struct timespec *a
 	*slept = false;
 	budget = ipcx_spin_budget(IPCX_LOAD_RELAXED(&c->spin_ns), &c->spin_fail,
 				  IPCX_LOAD_RELAXED(&c->sig_cpu));
-	if (budget) {
+	if (budget && !ipcx_deadline_passed(abs_mono)) {
 		bool ok = ipcx_spin_while(&c->seq, SIGNALS, s0, budget);
 
 		ipcx_spin_account(&c->spin_fail, ok);

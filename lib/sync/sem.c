@@ -167,7 +167,7 @@ static int sem_wait(struct ipcx_sem *s, const struct timespec *dl, bool try)
 							   IPCX_LOAD_RELAXED(&s->post_cpu));
 
 			spun = true;
-			if (budget) {
+			if (budget && !ipcx_deadline_passed(dl)) {
 				ipcx_spin_account(&s->spin_fail,
 					IPCX_SPIN_WHILE(!(low(IPCX_LOAD_RELAXED(&s->state)) & COUNT),
 							budget));

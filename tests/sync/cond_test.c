@@ -137,6 +137,25 @@ TEST(timedwait_times_out_with_mutex_held)
 	munmap(sh, MAP_LEN);
 }
 
+/* A deadline already passed is not spun past, whatever the spin budget. */
+TEST(past_deadline_does_not_spin)
+{
+	struct shared *sh = new_shared(0);
+	IPCX_OPTS(ipcx_cond_opts, co, .spin_ns = 400000000u);
+	struct timespec past;
+	uint64_t t0;
+
+	ASSERT_NE(NULL, sh);
+	ASSERT_EQ(0, ipcx_cond_init(&sh->c, &co));
+	ASSERT_EQ(0, ipcx_mutex_lock(&sh->m));
+	past = t_deadline_ms(-10);
+	t0 = t_now_ns();
+	EXPECT_EQ(-ETIMEDOUT, ipcx_cond_timedwait(&sh->c, &sh->m, &past));
+	EXPECT_LT(t_now_ns() - t0, 100000000ull);	/* the spin would take 400 ms */
+	EXPECT_EQ(0, ipcx_mutex_unlock(&sh->m));
+	munmap(sh, MAP_LEN);
+}
+
 TEST(recursive_mutex_depth_restored)
 {
 	struct shared *sh = t_shared(MAP_LEN);

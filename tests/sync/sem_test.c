@@ -83,6 +83,23 @@ TEST(post_wait_try_timed_value_overflow)
 	munmap(sh, MAP_LEN);
 }
 
+/* A deadline already passed is not spun past, whatever the spin budget. */
+TEST(past_deadline_does_not_spin)
+{
+	struct shared *sh = t_shared(MAP_LEN);
+	IPCX_OPTS(ipcx_sem_opts, o, .spin_ns = 400000000u);
+	struct timespec past;
+	uint64_t t0;
+
+	ASSERT_NE(NULL, sh);
+	ASSERT_EQ(0, ipcx_sem_init(&sh->s, 0, &o));
+	past = t_deadline_ms(-10);
+	t0 = t_now_ns();
+	EXPECT_EQ(-ETIMEDOUT, ipcx_sem_timedwait(&sh->s, &past));
+	EXPECT_LT(t_now_ns() - t0, 100000000ull);	/* the spin would take 400 ms */
+	munmap(sh, MAP_LEN);
+}
+
 FIXTURE(sem) {
 	struct shared *sh;
 };
