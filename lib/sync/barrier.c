@@ -26,12 +26,6 @@ _Static_assert(offsetof(struct ipcx_barrier, state) == 0, "state word first");
 static inline uint32_t round_of(uint64_t s) { return (uint32_t)s; }
 static inline uint32_t arrived_of(uint64_t s) { return (uint32_t)(s >> 32); }
 
-/* The round number's half of the state word, for the futex calls. */
-static inline uint32_t *round_word(struct ipcx_barrier *b)
-{
-	return ipcx_low_half(&b->state);
-}
-
 _Static_assert(__atomic_always_lock_free(8, 0), "the state word needs a lock-free 64-bit CAS");
 
 static inline bool barrier_ok(const struct ipcx_barrier *b)
@@ -92,11 +86,11 @@ static int barrier_wait(struct ipcx_barrier *b, const struct timespec *dl)
 	} while (!IPCX_CAS(&b->state, &s, ns));
 	g = round_of(s);
 	if (round_of(ns) != g) {
-		ipcx_futex_wake(round_word(b), INT_MAX, true);
+		ipcx_futex_wake(ipcx_low_half(&b->state), INT_MAX, true);
 		return IPCX_BARRIER_SERIAL;
 	}
 	while (round_of(IPCX_LOAD(&b->state)) == g) {
-		int ret = ipcx_wait_capped(round_word(b), g, dl);
+		int ret = ipcx_wait_capped(ipcx_low_half(&b->state), g, dl);
 
 		if (ret == -ETIMEDOUT)
 			return withdraw(b, g);

@@ -61,6 +61,18 @@ static uint32_t arrivals(struct ipcx_barrier *b)
 	return (uint32_t)(__atomic_load_n(&b->state, __ATOMIC_ACQUIRE) >> 32);
 }
 
+/* A child waiting on @b (exits 0 on a plain release), once its arrival counts. */
+static pid_t arrived_waiter(struct ipcx_barrier *b)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(ipcx_barrier_wait(b) == 0 ? 0 : 1);
+	while (pid > 0 && arrivals(b) == 0)
+		usleep(1000);
+	return pid;
+}
+
 TEST(timed_out_arrival_is_taken_back)
 {
 	struct ipcx_barrier *b = t_shared(4096);
@@ -90,12 +102,8 @@ TEST(timed_out_arrival_is_taken_back)
 	 * The round still needs two: a stale arrival would let this caller
 	 * complete it alone and leave the child waiting.
 	 */
-	pid = fork();
-	ASSERT_GE(pid, 0);
-	if (pid == 0)
-		_exit(ipcx_barrier_wait(b) == 0 ? 0 : 1);
-	while (arrivals(b) == 0)
-		usleep(1000);
+	pid = arrived_waiter(b);
+	ASSERT_GT(pid, 0);
 	mine = ipcx_barrier_wait(b);
 	EXPECT_EQ(IPCX_BARRIER_SERIAL, mine);
 	EXPECT_EQ(0, t_wait(pid));
@@ -111,12 +119,8 @@ TEST(completing_arrival_never_waits)
 
 	ASSERT_NE(NULL, b);
 	ASSERT_EQ(0, ipcx_barrier_init(b, 2));
-	pid = fork();
-	ASSERT_GE(pid, 0);
-	if (pid == 0)
-		_exit(ipcx_barrier_wait(b) == 0 ? 0 : 1);
-	while (arrivals(b) == 0)
-		usleep(1000);
+	pid = arrived_waiter(b);
+	ASSERT_GT(pid, 0);
 	EXPECT_EQ(IPCX_BARRIER_SERIAL, ipcx_barrier_timedwait(b, &past));
 	EXPECT_EQ(0, t_wait(pid));
 	EXPECT_EQ(0u, arrivals(b));
@@ -317,12 +321,8 @@ TEST(destroy_busy)
 
 	ASSERT_NE(NULL, b);
 	ASSERT_EQ(0, ipcx_barrier_init(b, 2));
-	pid = fork();
-	ASSERT_GE(pid, 0);
-	if (pid == 0)
-		_exit(ipcx_barrier_wait(b) < 0);
-	while (__atomic_load_n(&b->state, __ATOMIC_ACQUIRE) >> 32 == 0)
-		usleep(1000);
+	pid = arrived_waiter(b);
+	ASSERT_GT(pid, 0);
 	EXPECT_EQ(-EBUSY, ipcx_barrier_destroy(b));
 	EXPECT_GE(ipcx_barrier_wait(b), 0);
 	EXPECT_EQ(0, t_wait(pid));

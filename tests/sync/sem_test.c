@@ -276,18 +276,30 @@ static bool registered(struct ipcx_sem *s, uint32_t n)
 	return sleepers(s) == n;
 }
 
+/* A child blocked in ipcx_sem_wait() on @s, registered and asleep (exits 0
+ * once it takes a token); -1 if it never got there. */
+static pid_t asleep_waiter(struct ipcx_sem *s)
+{
+	pid_t w = fork();
+
+	if (w == 0)
+		_exit(ipcx_sem_wait(s) ? 1 : 0);
+	if (w > 0 && (!registered(s, 1) || t_until_state(w, 'S', 5000))) {
+		kill(w, SIGKILL);
+		t_wait(w);
+		w = -1;
+	}
+	return w;
+}
+
 /* A woken sleeper takes its registration back: later posts need no wake-up. */
 TEST_F(sem, sleeper_leaves_no_registration)
 {
 	struct shared *sh = self->sh;
 	pid_t w;
 
-	w = fork();
-	ASSERT_GE(w, 0);
-	if (w == 0)
-		_exit(ipcx_sem_wait(&sh->items) ? 1 : 0);
-	ASSERT_TRUE(registered(&sh->items, 1));
-	ASSERT_EQ(0, t_until_state(w, 'S', 5000));
+	w = asleep_waiter(&sh->items);
+	ASSERT_GT(w, 0);
 	t_sleep_ms(5);
 	ASSERT_EQ(0, ipcx_sem_post(&sh->items));
 	EXPECT_EQ(0, t_wait(w));
@@ -321,12 +333,8 @@ TEST_F(sem, killed_sleeper_registration_is_dropped)
 	pid_t w;
 	int n;
 
-	w = fork();
-	ASSERT_GE(w, 0);
-	if (w == 0)
-		_exit(ipcx_sem_wait(&sh->items) ? 1 : 0);
-	ASSERT_TRUE(registered(&sh->items, 1));
-	ASSERT_EQ(0, t_until_state(w, 'S', 5000));
+	w = asleep_waiter(&sh->items);
+	ASSERT_GT(w, 0);
 	kill(w, SIGKILL);
 	EXPECT_EQ(128 + SIGKILL, t_wait(w));
 	n = post_until_dropped(&sh->items);
@@ -359,12 +367,8 @@ TEST_F(sem, dropped_sleeper_registers_again)
 	struct shared *sh = self->sh;
 	pid_t w;
 
-	w = fork();
-	ASSERT_GE(w, 0);
-	if (w == 0)
-		_exit(ipcx_sem_wait(&sh->items) ? 1 : 0);
-	ASSERT_TRUE(registered(&sh->items, 1));
-	ASSERT_EQ(0, t_until_state(w, 'S', 5000));
+	w = asleep_waiter(&sh->items);
+	ASSERT_GT(w, 0);
 	kill(w, SIGSTOP);
 	ASSERT_EQ(0, t_until_state(w, 'T', 5000));
 	EXPECT_GT(post_until_dropped(&sh->items), 0);
